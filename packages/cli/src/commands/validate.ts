@@ -1,0 +1,17 @@
+/** `purger validate`: check purger.yaml (syntax, schema, plugins, options) without touching any database. */
+import { formatDuration } from "@purger/core";
+import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
+
+export async function validateCommand(flags: ConfigFlags & { json?: boolean }, io: Io): Promise<number> {
+  const config = await loadCliConfig(flags, io);
+  if (flags.json) {
+    io.out(`${JSON.stringify({ valid: true, file: config.file, entries: config.entries.map((e) => ({ id: e.id, plugin: e.plugin.name })) })}\n`);
+    return 0;
+  }
+  io.out(`${config.file ?? "config"}: valid, ${config.entries.length} ${config.entries.length === 1 ? "entry" : "entries"}\n`);
+  for (const e of config.entries) {
+    const retention = e.retentionMs === null ? "" : `, retention ${formatDuration(e.retentionMs)}`;
+    io.out(`  ${e.id}: ${e.plugin.name}${retention}${e.enabled ? "" : " (disabled)"}\n`);
+  }
+  return 0;
+}

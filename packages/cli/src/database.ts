@@ -1,0 +1,66 @@
+/**
+ * Connecting a command to its database: `database.url`, or the embedded
+ * PostgreSQL under `.purger/` when the key is absent; migrations and the
+ * config's bin kinds registered in the same step (SPEC §5).
+ */
+import { join } from "node:path";
+import type pg from "pg";
+import { binKinds, createPool, migrate, startEmbeddedPostgres, type Logger, type PurgerConfig } from "@purger/core";
+
+export interface Database {
+  pool: pg.Pool;
+  url: string;
+  /** "embedded (.purger/pg)" or the URL without its password. */
+  label: string;
+  close(): Promise<void>;
+}
+
+export async function connectDatabase(
+  config: PurgerConfig,
+  options: { log: Logger; cwd?: string; embeddedDir?: string; poolSize?: number },
+): Promise<Database> {
+  let url = config.database.url;
+  let stopEmbedded: (() => Promise<void>) | null = null;
+  let label: string;
+  if (url === null) {
+    const dir = options.embeddedDir ?? join(options.cwd ?? process.cwd(), ".purger", "pg");
+    const embedded = await startEmbeddedPostgres({ dir, log: options.log });
+    url = embedded.url;
+    stopEmbedded = embedded.stop;
+    label = `embedded PostgreSQL (${dir})`;
+  } else {
+    label = redactUrl(url);
+  }
+  const pool = createPool({ url, max: options.poolSize ?? Math.max(10, config.worker.concurrency * 2 + 4) }, (error) =>
+    options.log.warn({ error: error.message }, "idle database connection failed"),
+  );
+  try {
+    await migrate(pool, {
+      workerSchema: config.worker.schema,
+      kinds: binKinds(config.entries).map((k) => ({ kind: k.kind, entry: k.entry.id, handler: k.handlerName })),
+    });
+  } catch (error) {
+    await pool.end().catch(() => {});
+    if (stopEmbedded) await stopEmbedded().catch(() => {});
+    throw error;
+  }
+  return {
+    pool,
+    url,
+    label,
+    async close() {
+      await pool.end().catch(() => {});
+      if (stopEmbedded) await stopEmbedded();
+    },
+  };
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparsable database URL)";
+  }
+}

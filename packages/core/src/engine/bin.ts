@@ -1,0 +1,207 @@
+/**
+ * The bin: a durable deletion queue. Items live in `purger.bin` (their visible
+ * state) and each pending item has a graphile-worker job (`purger:bin`) whose
+ * insert wakes an idle worker through LISTEN/NOTIFY. Handlers are at least
+ * once and must be idempotent; an item that fails its last attempt stays
+ * visible as `failed` until `purger bin retry|drop`.
+ */
+import AjvModule, { type ValidateFunction } from "ajv";
+import type pg from "pg";
+import type { EntryConfig } from "../config/types.js";
+import { MAX_PAYLOAD_BYTES, BIN_TASK } from "../db/migrations.js";
+import { quoteIdent } from "../db/quote.js";
+import { PurgerError } from "../errors.js";
+import type { AnyPlugin, BinHandler, Json } from "../plugin.js";
+
+const Ajv = AjvModule.default ?? AjvModule;
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validators = new WeakMap<object, ValidateFunction>();
+const MAX_DEPTH = 32;
+
+export interface BinKind {
+  kind: string;
+  entry: EntryConfig;
+  handlerName: string;
+  handler: BinHandler<unknown, unknown, unknown>;
+}
+
+/** Every `<entry id>.<handler>` kind of a config's entries. */
+export function binKinds(entries: EntryConfig[]): BinKind[] {
+  const kinds: BinKind[] = [];
+  for (const entry of entries) {
+    for (const [handlerName, handler] of Object.entries(entry.plugin.bin ?? {})) {
+      kinds.push({ kind: `${entry.id}.${handlerName}`, entry, handlerName, handler });
+    }
+  }
+  return kinds;
+}
+
+/** Check a payload against its handler: an object, ≤ 64 KiB, not absurdly deep, valid for the schema. Returns the payload with defaults. */
+export function validatePayload(kind: BinKind, payload: unknown): Record<string, Json> {
+  const where = `bin payload for ${kind.kind}`;
+  if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
+    throw new PurgerError("PAYLOAD", `${where}: expected a JSON object, found ${payload === null ? "null" : Array.isArray(payload) ? "an array" : typeof payload}`);
+  }
+  const text = JSON.stringify(payload);
+  if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) {
+    throw new PurgerError("PAYLOAD", `${where}: ${Buffer.byteLength(text)} bytes, more than the limit of ${MAX_PAYLOAD_BYTES}`);
+  }
+  if (depthOf(payload) > MAX_DEPTH) {
+    throw new PurgerError("PAYLOAD", `${where}: nested deeper than ${MAX_DEPTH} levels`);
+  }
+  const value = JSON.parse(text) as Record<string, Json>;
+  const validate = validatorFor(kind.handler.schema as object);
+  if (!validate(value)) {
+    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`);
+    throw new PurgerError("PAYLOAD", `${where}: ${problems.join("; ")}`, { hint: "see `purger schema` for the payload of each kind" });
+  }
+  const extra = kind.handler.validate?.(value, kind.entry.options);
+  if (extra) throw new PurgerError("PAYLOAD", `${where}: ${extra}`);
+  return value;
+}
+
+function validatorFor(schema: object): ValidateFunction {
+  let validate = validators.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    validators.set(schema, validate);
+  }
+  return validate;
+}
+
+function depthOf(value: unknown, depth = 0): number {
+  if (depth > MAX_DEPTH) return depth;
+  if (value === null || typeof value !== "object") return depth;
+  let max = depth + 1;
+  for (const child of Object.values(value)) max = Math.max(max, depthOf(child, depth + 1));
+  return max;
+}
+
+/**
+ * Put an item in the bin through `purger.enqueue` — inside the caller's transaction when given a client.
+ * When `kinds` is given (purger itself is the caller), the payload is validated first.
+ */
+export async function enqueue(db: pg.ClientBase | pg.Pool, kind: string, payload: unknown, kinds?: BinKind[]): Promise<string> {
+  let value = payload;
+  if (kinds) {
+    const found = kinds.find((k) => k.kind === kind);
+    if (!found) {
+      throw new PurgerError("PAYLOAD", `unknown bin kind "${kind}"`, {
+        hint: `known kinds: ${kinds.map((k) => k.kind).join(", ") || "(none)"}`,
+      });
+    }
+    value = validatePayload(found, payload);
+  }
+  try {
+    const { rows } = await db.query<{ id: string }>("SELECT purger.enqueue($1, $2::jsonb)::text AS id", [kind, JSON.stringify(value)]);
+    return rows[0]!.id;
+  } catch (error) {
+    const pgError = error as { code?: string; message?: string; hint?: string };
+    if (pgError.code === "22023" || pgError.code === "54000") {
+      throw new PurgerError("PAYLOAD", pgError.message ?? String(error), { hint: pgError.hint, cause: error });
+    }
+    throw error;
+  }
+}
+
+export interface BinItem {
+  id: string;
+  kind: string;
+  payload: Record<string, Json>;
+  status: "pending" | "done" | "failed" | "dropped";
+  attempts: number;
+  maxAttempts: number;
+  lastError: string | null;
+  checkpoint: Json | null;
+  processed: number;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+const ITEM_COLUMNS = `id::text, kind, payload, status, attempts, max_attempts AS "maxAttempts", last_error AS "lastError", checkpoint,
+  processed, created_at AS "createdAt", finished_at AS "finishedAt"`;
+
+export async function getBinItem(db: pg.ClientBase | pg.Pool, id: string): Promise<BinItem | null> {
+  const { rows } = await db.query<BinItem>(`SELECT ${ITEM_COLUMNS} FROM purger.bin WHERE id = $1`, [id]);
+  return rows[0] ?? null;
+}
+
+export async function listBinItems(
+  db: pg.Pool,
+  options: { status?: BinItem["status"]; kind?: string; limit?: number } = {},
+): Promise<BinItem[]> {
+  const { rows } = await db.query<BinItem>(
+    `SELECT ${ITEM_COLUMNS} FROM purger.bin
+      WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
+      ORDER BY id LIMIT $3`,
+    [options.status ?? null, options.kind ?? null, options.limit ?? 100],
+  );
+  return rows;
+}
+
+export interface BinDepth {
+  kind: string;
+  pending: number;
+  failed: number;
+  /** Age of the oldest pending item in ms, null when none is pending. */
+  oldestMs: number | null;
+}
+
+export async function binDepth(db: pg.Pool | pg.ClientBase): Promise<BinDepth[]> {
+  const { rows } = await db.query<{ kind: string; pending: number; failed: number; oldest_ms: number | null }>(
+    `SELECT k.kind,
+            count(b.id) FILTER (WHERE b.status = 'pending')::int AS pending,
+            count(b.id) FILTER (WHERE b.status = 'failed')::int AS failed,
+            (extract(epoch FROM now() - min(b.created_at) FILTER (WHERE b.status = 'pending')) * 1000)::float8 AS oldest_ms
+       FROM (SELECT kind FROM purger.bin_kinds UNION SELECT DISTINCT kind FROM purger.bin WHERE status IN ('pending', 'failed')) k
+       LEFT JOIN purger.bin b ON b.kind = k.kind AND b.status IN ('pending', 'failed')
+      GROUP BY k.kind ORDER BY k.kind`,
+  );
+  return rows.map((r) => ({ kind: r.kind, pending: r.pending, failed: r.failed, oldestMs: r.oldest_ms === null ? null : Math.round(r.oldest_ms) }));
+}
+
+/** Put failed items back in the queue (all failed items, or those ids). Returns how many. */
+export async function retryBinItems(db: pg.Pool, workerSchema: string, ids?: string[]): Promise<number> {
+  const client = await db.connect();
+  try {
+    await client.query("BEGIN");
+    const { rows } = await client.query<{ id: string }>(
+      `UPDATE purger.bin SET status = 'pending', attempts = 0, last_error = NULL, updated_at = now(), finished_at = NULL
+        WHERE status = 'failed' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[])) RETURNING id::text`,
+      [ids ?? null],
+    );
+    for (const { id } of rows) await addBinJob(client, workerSchema, id);
+    await client.query("COMMIT");
+    return rows.length;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Give up failed items for good (kept as `dropped` for the record). Returns how many. */
+export async function dropBinItems(db: pg.Pool, ids?: string[]): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE purger.bin SET status = 'dropped', updated_at = now(), finished_at = now()
+      WHERE status = 'failed' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))`,
+    [ids ?? null],
+  );
+  return rowCount ?? 0;
+}
+
+export async function addBinJob(db: pg.ClientBase | pg.Pool, workerSchema: string, itemId: string, runAt?: Date): Promise<void> {
+  await db.query(`SELECT ${quoteIdent(workerSchema)}.add_job($1, json_build_object('item', $2::text), run_at := $3, max_attempts := 10)`, [
+    BIN_TASK,
+    itemId,
+    runAt ?? null,
+  ]);
+}
+
+/** Find the kind of a config for an item, or null. */
+export function findKind(kinds: BinKind[], kind: string): BinKind | null {
+  return kinds.find((k) => k.kind === kind) ?? null;
+}
+
+export type { AnyPlugin };

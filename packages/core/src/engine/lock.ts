@@ -1,0 +1,35 @@
+/**
+ * The entry lock: a PostgreSQL session advisory lock per entry, held on the
+ * connection that runs the entry's batches. It dies with the connection, so a
+ * killed process never blocks an entry.
+ */
+import type pg from "pg";
+
+export function entryLockKey(entry: string): string {
+  return `purger:entry:${entry}`;
+}
+
+export async function tryLockEntry(client: pg.ClientBase, entry: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>(
+    "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked",
+    [entryLockKey(entry)],
+  );
+  return rows[0]?.locked === true;
+}
+
+export async function unlockEntry(client: pg.ClientBase, entry: string): Promise<void> {
+  await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [entryLockKey(entry)]);
+}
+
+/** Who holds the entry's lock right now (application name and pid of the backend), if anyone. */
+export async function lockHolder(pool: pg.Pool, entry: string): Promise<string | null> {
+  const { rows } = await pool.query<{ holder: string }>(
+    `SELECT coalesce(a.application_name, '') || ' (backend pid ' || l.pid || ', since ' || to_char(a.backend_start, 'HH24:MI:SS') || ')' AS holder
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)
+      LIMIT 1`,
+    [entryLockKey(entry)],
+  );
+  return rows[0]?.holder ?? null;
+}
