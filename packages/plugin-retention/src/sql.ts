@@ -1,0 +1,272 @@
+/**
+ * The statements of a retention entry, written out once per run from the
+ * resolved plan. Identifiers become SQL text only through `quoteIdent`, after
+ * the catalog confirmed them; every value is a `$n` parameter cast to the
+ * catalog type of the column it is compared with.
+ */
+import { createHash } from "node:crypto";
+import type { ColumnInfo } from "./catalog.js";
+import type { Condition, Plan } from "./resolve.js";
+
+/** Quote an SQL identifier (double quotes doubled). The one place identifiers become SQL text. */
+export function quoteIdent(name: string): string {
+  if (name.includes("\0")) throw new Error("an identifier cannot contain a NUL byte");
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Values known at run time, by name: the cutoff, the batch size, the cursor, the batch's keys. */
+export type Dynamic = Record<string, unknown>;
+
+type Slot = { value: unknown } | { dynamic: string };
+
+/** A statement with its parameters; `name` makes node-postgres prepare it once per connection. */
+export interface Statement {
+  name: string;
+  text: string;
+  slots: Slot[];
+}
+
+/** Collects a statement's parameters: static values from the options, dynamic ones bound per execution. */
+class Params {
+  readonly slots: Slot[] = [];
+  private readonly named = new Map<string, number>();
+
+  /** A value from the options, cast to `type` (a quoted catalog type name). */
+  value(value: unknown, type: string): string {
+    this.slots.push({ value });
+    return `$${this.slots.length}::${type}`;
+  }
+
+  /** A value given at execution (`cutoff`, `limit` …); one parameter per name. */
+  dynamic(key: string, type: string): string {
+    let n = this.named.get(key);
+    if (n === undefined) {
+      this.slots.push({ dynamic: key });
+      n = this.slots.length;
+      this.named.set(key, n);
+    }
+    return `$${n}::${type}`;
+  }
+}
+
+function statement(text: string, params: Params): Statement {
+  const hash = createHash("sha1").update(text).digest("hex").slice(0, 20);
+  return { name: `purger_retention_${hash}`, text, slots: params.slots };
+}
+
+/** The `{ name, text, values }` node-postgres takes, with the dynamic values filled in. */
+export function bind(stmt: Statement, dynamic: Dynamic): { name: string; text: string; values: unknown[] } {
+  const values = stmt.slots.map((slot) => {
+    if ("value" in slot) return slot.value;
+    if (!(slot.dynamic in dynamic)) throw new Error(`statement parameter "${slot.dynamic}" not bound`);
+    return dynamic[slot.dynamic];
+  });
+  return { name: stmt.name, text: stmt.text, values };
+}
+
+/** Keys a dry run's batch reports. */
+export const SAMPLE_SIZE = 10;
+
+const TIMESTAMPTZ = `"pg_catalog"."timestamptz"`;
+const INT8 = `"pg_catalog"."int8"`;
+
+/** Alias of the entry's table in every statement. */
+const T = "t";
+
+function col(alias: string, column: ColumnInfo): string {
+  return `${alias}.${column.sql}`;
+}
+
+/** `where` conditions on `alias`: scalar `=`, null `IS NULL`, list `= ANY($n::type[])` (plus `IS NULL` for a null in it). */
+function conditions(alias: string, list: Condition[], p: Params): string[] {
+  return list.map(({ column, value }) => {
+    const c = col(alias, column);
+    if (value === null) return `${c} IS NULL`;
+    if (!Array.isArray(value)) return `${c} = ${p.value(value, column.type.sql)}`;
+    const values = value.filter((v) => v !== null);
+    const withNull = values.length < value.length;
+    if (values.length === 0) return `${c} IS NULL`;
+    const any = `${c} = ANY (${p.value(values, `${column.type.sql}[]`)})`;
+    return withNull ? `(${any} OR ${c} IS NULL)` : any;
+  });
+}
+
+/** The type the cutoff parameter is cast to (the column's own type keeps the comparison indexable). */
+function cutoffType(plan: Plan): string {
+  return plan.format === "timestamp" ? TIMESTAMPTZ : plan.clock.type.sql;
+}
+
+/** Everything a row must satisfy to qualify, on alias `t` (no cursor). */
+function qualify(plan: Plan, p: Params): string {
+  const parts = [`${col(T, plan.clock)} < ${p.dynamic("cutoff", cutoffType(plan))}`];
+  parts.push(...conditions(T, plan.where, p));
+  if (plan.action === "update") {
+    // Only rows not already in the target state: a second run is a no-op.
+    const differs = plan.set.map((s) => {
+      if ("now" in s) return `${col(T, s.column)} IS NULL`;
+      if (s.value === null) return `${col(T, s.column)} IS NOT NULL`;
+      return `${col(T, s.column)} IS DISTINCT FROM ${p.value(s.value, s.column.type.sql)}`;
+    });
+    parts.push(differs.length === 1 ? differs[0]! : `(${differs.join(" OR ")})`);
+  }
+  plan.referencedBy.forEach((ref, i) => {
+    const r = `r${i}`;
+    const where = [`${col(r, ref.column)} = ${col(T, ref.references)}`, ...conditions(r, ref.where, p)];
+    parts.push(`NOT EXISTS (SELECT 1 FROM ${ref.table.sql} AS ${r} WHERE ${where.join(" AND ")})`);
+  });
+  plan.references.forEach((ref, i) => {
+    const r = `p${i}`;
+    const where = [`${col(r, ref.key)} = ${col(T, ref.column)}`, ...conditions(r, ref.where, p)];
+    parts.push(`NOT EXISTS (SELECT 1 FROM ${ref.table.sql} AS ${r} WHERE ${where.join(" AND ")})`);
+  });
+  if (plan.keepLatest) {
+    // The count-th newest row (by column, then key) among the rows matching `where`, per group;
+    // only rows strictly older than it qualify. No such row (fewer than count) → NULL → nothing qualifies.
+    const l = "l";
+    const where = [`${col(l, plan.clock)} IS NOT NULL`, ...conditions(l, plan.where, p)];
+    for (const per of plan.keepLatest.per) {
+      where.push(per.notNull ? `${col(l, per)} = ${col(T, per)}` : `${col(l, per)} IS NOT DISTINCT FROM ${col(T, per)}`);
+    }
+    const newest = plan.order.map((c) => `${col(l, c)} DESC`).join(", ");
+    const offset = p.value(plan.keepLatest.count - 1, INT8);
+    parts.push(
+      `${row(plan.order.map((c) => col(T, c)))} < (SELECT ${plan.order.map((c) => col(l, c)).join(", ")} FROM ${plan.table.sql} AS ${l} ` +
+        `WHERE ${where.join(" AND ")} ORDER BY ${newest} OFFSET ${offset} LIMIT 1)`,
+    );
+  }
+  return parts.join("\n    AND ");
+}
+
+function row(items: string[]): string {
+  return items.length === 1 ? items[0]! : `(${items.join(", ")})`;
+}
+
+/** The keyset condition: strictly after the cursor `(column, key)`, so ties across batches are neither lost nor repeated. */
+function afterCursor(plan: Plan, p: Params): string {
+  const left = row(plan.order.map((c) => col(T, c)));
+  const right = row(plan.order.map((c, i) => p.dynamic(`cursor${i}`, c.type.sql)));
+  return `${left} > ${right}`;
+}
+
+/** The locked batch: `SELECT order columns … ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED`. */
+function selectBatch(plan: Plan, p: Params, withCursor: boolean, extra: ColumnInfo[] = [], asText = false): string {
+  const out = (c: ColumnInfo) => (asText ? `${col(T, c)}::text` : col(T, c));
+  const columns = [...plan.order.map((c, i) => `${out(c)} AS o${i}`), ...extra.map((c, i) => `${out(c)} AS x${i}`)];
+  const where = qualify(plan, p) + (withCursor ? `\n    AND ${afterCursor(plan, p)}` : "");
+  return (
+    `SELECT ${columns.join(", ")}\n  FROM ${plan.table.sql} AS ${T}\n  WHERE ${where}\n` +
+    `  ORDER BY ${plan.order.map((c) => col(T, c)).join(", ")}\n  LIMIT ${p.dynamic("limit", INT8)}\n  FOR UPDATE OF ${T} SKIP LOCKED`
+  );
+}
+
+/** Index in `plan.order` of each key column (the batch CTE exposes order columns as o0, o1 …). */
+function keyOutputs(plan: Plan): string[] {
+  return plan.keys.map((k) => `o${plan.order.indexOf(k)}`);
+}
+
+/**
+ * One statement per batch (delete without cascade, or update): lock the batch,
+ * change it, and return how many rows changed, how many were locked, the cursor
+ * (the batch's last `(column, key)`, as text: timestamps keep their microseconds)
+ * and a few keys.
+ */
+export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean): Statement {
+  const p = new Params();
+  const batch = selectBatch(plan, p, withCursor);
+  const join = plan.keys.map((k, i) => `${col(T, k)} = b.${keyOutputs(plan)[i]}`).join(" AND ");
+  let change: string;
+  if (plan.action === "delete") {
+    change = `DELETE FROM ${plan.table.sql} AS ${T} USING batch AS b WHERE ${join} RETURNING 1`;
+  } else {
+    const assignments = plan.set.map((s) => {
+      const value = "now" in s ? `${p.dynamic("startedAt", TIMESTAMPTZ)}::${s.column.type.sql}` : s.value === null ? "NULL" : p.value(s.value, s.column.type.sql);
+      return `${s.column.sql} = ${value}`;
+    });
+    change = `UPDATE ${plan.table.sql} AS ${T} SET ${assignments.join(", ")} FROM batch AS b WHERE ${join} RETURNING 1`;
+  }
+  const last = plan.order.map((_, i) => `b.o${i}::text`).join(", ");
+  const asc = plan.order.map((_, i) => `b.o${i}`).join(", ");
+  const desc = plan.order.map((_, i) => `b.o${i} DESC`).join(", ");
+  // Dry runs show the first keys of each batch; real runs skip that work.
+  const sample = withSample
+    ? `(SELECT array_agg(s.k) FROM (SELECT ${keyText(plan, "b")} AS k FROM batch AS b ORDER BY ${asc} LIMIT ${SAMPLE_SIZE}) AS s)`
+    : "NULL::text[]";
+  const text =
+    `WITH batch AS (\n${batch}\n), changed AS (\n  ${change}\n)\n` +
+    `SELECT (SELECT count(*) FROM changed)::int4 AS processed,\n` +
+    `       (SELECT count(*) FROM batch)::int4 AS selected,\n` +
+    `       (SELECT ARRAY[${last}] FROM batch AS b ORDER BY ${desc} LIMIT 1) AS cursor,\n` +
+    `       ${sample} AS sample`;
+  return statement(text, p);
+}
+
+function keyText(plan: Plan, alias: string): string {
+  const outs = keyOutputs(plan).map((o) => `${alias}.${o}`);
+  return outs.length === 1 ? `${outs[0]}::text` : `ROW(${outs.join(", ")})::text`;
+}
+
+/** Columns of the entry's table the cascade statements need beyond the order columns. */
+export function cascadeColumns(plan: Plan): ColumnInfo[] {
+  const needed = new Set<ColumnInfo>();
+  for (const c of plan.cascade) if (c.parent === null && !plan.order.includes(c.references)) needed.add(c.references);
+  return [...needed];
+}
+
+/** With `cascade`: lock the batch and return its order columns (and referenced columns) as text. */
+export function buildLock(plan: Plan, withCursor: boolean): Statement {
+  const p = new Params();
+  return statement(selectBatch(plan, p, withCursor, cascadeColumns(plan), true), p);
+}
+
+/** Name of the dynamic parameter holding the batch's values of a column of the entry's table. */
+export function valuesOf(column: ColumnInfo): string {
+  return `values:${column.name}`;
+}
+
+/** One DELETE per cascade entry, in the order listed: the rows of that table hanging off the locked batch. */
+export function buildCascadeDeletes(plan: Plan): Statement[] {
+  return plan.cascade.map((entry) => {
+    const p = new Params();
+    const attached = (index: number, alias: string, depth: number): string => {
+      const e = plan.cascade[index]!;
+      if (e.parent === null) return `${col(alias, e.column)} = ANY (${p.dynamic(valuesOf(e.references), `${e.references.type.sql}[]`)})`;
+      const parent = plan.cascade[e.parent]!;
+      const pa = `c${depth + 1}`;
+      return `${col(alias, e.column)} IN (SELECT ${col(pa, e.references)} FROM ${parent.table.sql} AS ${pa} WHERE ${attached(e.parent, pa, depth + 1)})`;
+    };
+    const text = `DELETE FROM ${entry.table.sql} AS c0 WHERE ${attached(plan.cascade.indexOf(entry), "c0", 0)}`;
+    return statement(text, p);
+  });
+}
+
+/** With `cascade`: delete the locked batch of the entry's table by key, after its children. */
+export function buildDeleteByKeys(plan: Plan): Statement {
+  const p = new Params();
+  let where: string;
+  if (plan.keys.length === 1) {
+    const k = plan.keys[0]!;
+    where = `${col(T, k)} = ANY (${p.dynamic(valuesOf(k), `${k.type.sql}[]`)})`;
+  } else {
+    const arrays = plan.keys.map((k) => p.dynamic(valuesOf(k), `${k.type.sql}[]`));
+    where = `(${plan.keys.map((k) => col(T, k)).join(", ")}) IN (SELECT * FROM unnest(${arrays.join(", ")}))`;
+  }
+  return statement(`DELETE FROM ${plan.table.sql} AS ${T} WHERE ${where}`, p);
+}
+
+/** Exact count of qualifying rows, capped at `$limit` (NULL: no cap) — for guards and estimates. */
+export function buildCount(plan: Plan): Statement {
+  const p = new Params();
+  const text = `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM ${plan.table.sql} AS ${T}\n  WHERE ${qualify(plan, p)}\n  LIMIT ${p.dynamic("limit", INT8)}) AS s`;
+  return statement(text, p);
+}
+
+/** The planner's row estimate of the qualifying rows (EXPLAIN, nothing runs). */
+export function buildExplainCount(plan: Plan): Statement {
+  const p = new Params();
+  return statement(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${plan.table.sql} AS ${T}\n  WHERE ${qualify(plan, p)}`, p);
+}
+
+/** Exact count of every row of the table (guard `maxFraction`). */
+export function buildCountAll(plan: Plan): Statement {
+  return statement(`SELECT count(*)::int8 AS n FROM ${plan.table.sql}`, new Params());
+}
