@@ -6,7 +6,7 @@
  * that would make a batch fail.
  */
 import type { Diagnostic } from "@purger/core";
-import { loadReferencingKeys, type ColumnInfo, type Queryable, type TableInfo } from "./catalog.js";
+import { displayIdent, loadReferencingKeys, type ColumnInfo, type Queryable, type TableInfo } from "./catalog.js";
 import type { Plan } from "./resolve.js";
 import { quoteIdent } from "./sql.js";
 
@@ -15,16 +15,16 @@ export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[
   const target = plan.table.display;
 
   out.push(
-    indexDiagnostic(plan.table, [plan.clock], plan.order, `the clock column ${target}.${plan.clock.name}`, "every batch scans the table to find old rows"),
+    indexDiagnostic(plan.table, [plan.clock], plan.order, `the clock column ${target}.${displayIdent(plan.clock.name)}`, "every batch scans the table to find old rows"),
   );
   for (const ref of plan.referencedBy) {
-    out.push(indexDiagnostic(ref.table, [ref.column], [ref.column], `unlessReferencedBy ${ref.table.display}.${ref.column.name}`, "every row checked scans that table"));
+    out.push(indexDiagnostic(ref.table, [ref.column], [ref.column], `unlessReferencedBy ${ref.table.display}.${displayIdent(ref.column.name)}`, "every row checked scans that table"));
   }
   for (const ref of plan.references) {
-    out.push(indexDiagnostic(ref.table, [ref.key], [ref.key], `unlessReferences ${ref.table.display}.${ref.key.name}`, "every row checked scans that table"));
+    out.push(indexDiagnostic(ref.table, [ref.key], [ref.key], `unlessReferences ${ref.table.display}.${displayIdent(ref.key.name)}`, "every row checked scans that table"));
   }
   for (const c of plan.cascade) {
-    out.push(indexDiagnostic(c.table, [c.column], [c.column], `cascade ${c.table.display}.${c.column.name}`, "every batch scans that table to find the children"));
+    out.push(indexDiagnostic(c.table, [c.column], [c.column], `cascade ${c.table.display}.${displayIdent(c.column.name)}`, "every batch scans that table to find the children"));
   }
   if (plan.keepLatest && plan.keepLatest.per.length > 0) {
     const cols = [...plan.keepLatest.per, ...plan.order];
