@@ -80,8 +80,8 @@ const NOW = new Date("2026-06-01T00:00:00Z");
 async function seed(pool: pg.Pool, table: string, old: number, fresh: number): Promise<void> {
   await pool.query(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id serial PRIMARY KEY, ts timestamptz NOT NULL)`);
   await pool.query(
-    `INSERT INTO ${table} (ts) SELECT CASE WHEN g <= $1 THEN $3::timestamptz - interval '10 days' ELSE $3::timestamptz - interval '1 hour' END
-       FROM generate_series(1, $1 + $2) g`,
+    `INSERT INTO ${table} (ts) SELECT CASE WHEN g <= $1::int THEN $3::timestamptz - interval '10 days' ELSE $3::timestamptz - interval '1 hour' END
+       FROM generate_series(1, $1::int + $2::int) g`,
     [old, fresh, NOW],
   );
 }
