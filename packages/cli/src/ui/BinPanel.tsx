@@ -1,0 +1,74 @@
+/** The bin: depth per kind (pending, oldest pending item, failed), and what this process handled. */
+import { Box, Text } from "ink";
+import { formatCount, formatDuration } from "./format.js";
+import type { BinKindView } from "./tui-store.js";
+
+export interface BinPanelProps {
+  bin: BinKindView[];
+  columns: number;
+  /** Leave out the kinds with nothing pending, failed or handled (a short screen). */
+  activeOnly?: boolean;
+}
+
+/** Lines the panel takes. */
+export function binPanelHeight(bin: BinKindView[], activeOnly: boolean): number {
+  if (bin.length === 0) return 0;
+  const shown = activeOnly ? bin.filter(isActive).length : bin.length;
+  return 2 + shown + (shown < bin.length ? 1 : 0);
+}
+
+function isActive(b: BinKindView): boolean {
+  return b.pending > 0 || b.failed > 0 || b.handled > 0;
+}
+
+const NUMBER = 8;
+
+export function BinPanel({ bin, columns, activeOnly = false }: BinPanelProps) {
+  if (bin.length === 0) return null;
+  const shown = activeOnly ? bin.filter(isActive) : bin;
+  const hidden = bin.length - shown.length;
+  const empty = bin.every((b) => b.pending === 0 && b.failed === 0);
+  const kind = Math.max(12, Math.min(32, columns - 4 * (NUMBER + 1) - 2));
+  const cell = (width: number, text: string, color?: "red" | "yellow", dim = false) => (
+    <Box width={width} flexShrink={0} justifyContent="flex-end">
+      <Text color={color} dimColor={dim}>
+        {text}
+      </Text>
+    </Box>
+  );
+  return (
+    <Box flexDirection="column" marginTop={1}>
+      <Box columnGap={1}>
+        <Box width={kind + 1} flexShrink={0}>
+          <Text bold>
+            bin <Text dimColor>{empty ? "· empty" : ""}</Text>
+          </Text>
+        </Box>
+        {cell(NUMBER, "pending", undefined, true)}
+        {cell(NUMBER, "oldest", undefined, true)}
+        {cell(NUMBER, "failed", undefined, true)}
+        {cell(NUMBER, "handled", undefined, true)}
+      </Box>
+      {shown.map((b) => (
+        <Box key={b.kind} columnGap={1}>
+          <Box width={1} />
+          <Box width={kind} flexShrink={0}>
+            <Text wrap="truncate-end" dimColor={b.pending === 0 && b.failed === 0}>
+              {b.kind}
+            </Text>
+          </Box>
+          {cell(NUMBER, formatCount(b.pending), b.pending > 0 ? "yellow" : undefined, b.pending === 0)}
+          {cell(NUMBER, b.oldestMs === null ? "—" : formatDuration(b.oldestMs), undefined, b.oldestMs === null)}
+          {cell(NUMBER, formatCount(b.failed), b.failed > 0 ? "red" : undefined, b.failed === 0)}
+          {cell(NUMBER, formatCount(b.handled), undefined, b.handled === 0)}
+        </Box>
+      ))}
+      {hidden > 0 && (
+        <Text dimColor>
+          {"  "}
+          {hidden} more kind{hidden === 1 ? "" : "s"}, empty
+        </Text>
+      )}
+    </Box>
+  );
+}

@@ -1,0 +1,59 @@
+/** The whole screen for one snapshot: finished runs above (<Static>), then header, entries, panels, footer. */
+import { Box, Static } from "ink";
+import { BinPanel, binPanelHeight } from "./BinPanel.js";
+import { ClusterPanel } from "./ClusterPanel.js";
+import { detailLines } from "./EntryRow.js";
+import { EntryTable } from "./EntryTable.js";
+import { FinishedRun } from "./FinishedRun.js";
+import { Footer } from "./Footer.js";
+import { Header } from "./Header.js";
+import { rowLayout } from "./layout.js";
+import { RunsPanel } from "./RunsPanel.js";
+import type { TuiSnapshot } from "./tui-store.js";
+
+export interface ScreenProps {
+  snapshot: TuiSnapshot;
+  columns: number;
+  /** Terminal rows (undefined: no limit). */
+  rows?: number | undefined;
+  /** Keys are read (stdin is a terminal). */
+  interactive: boolean;
+}
+
+const QUIT_HINT = { once: "stop (the run is interrupted)", run: "quit (drain, then exit)", demo: "stop" } as const;
+
+export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
+  const { entries, bin } = snapshot;
+  // Header (2–3 lines and a blank), footer (a blank and 1–2 lines), panels.
+  const chrome = 4 + 3 + (snapshot.notice ? 1 : 0) + (snapshot.runsPanel ? 4 + (snapshot.runsPanel.runs?.length ?? 1) : 0);
+  const details = entries.reduce((n, e) => n + detailLines(e), 0);
+  const tight = rows !== undefined && chrome + binPanelHeight(bin, false) + entries.length + 1 + details >= rows;
+  const layout = rowLayout({
+    columns,
+    rows,
+    ids: entries.map((e) => e.id),
+    detailLines: details,
+    otherLines: chrome + binPanelHeight(bin, tight),
+  });
+  return (
+    <>
+      <Static items={snapshot.finished}>{(run) => <FinishedRun key={run.key} run={run} />}</Static>
+      <Box flexDirection="column" width={layout.columns}>
+        <Header snapshot={snapshot} />
+        <Box marginTop={1}>
+          <EntryTable entries={entries} remote={snapshot.remote} layout={layout} selected={snapshot.selected} now={snapshot.now} />
+        </Box>
+        {snapshot.runsPanel && <RunsPanel panel={snapshot.runsPanel} now={snapshot.now} />}
+        <BinPanel bin={bin} columns={layout.columns} activeOnly={tight} />
+        {snapshot.mode === "run" && <ClusterPanel remote={snapshot.remote} now={snapshot.now} columns={layout.columns} />}
+        <Footer
+          interactive={interactive}
+          quitting={snapshot.quitting}
+          logFile={snapshot.logFile}
+          notice={snapshot.notice}
+          quitHint={QUIT_HINT[snapshot.mode]}
+        />
+      </Box>
+    </>
+  );
+}

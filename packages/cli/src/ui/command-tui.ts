@@ -1,0 +1,109 @@
+/**
+ * The UI of a command (`once`, `run`, `demo`): while it owns the terminal,
+ * pino logs go to a file named in the footer; the cluster's status is polled
+ * on a pool of its own (two connections at most), so the UI never takes a
+ * connection from the run.
+ */
+import { accessSync, constants, mkdirSync } from "node:fs";
+import { join, relative } from "node:path";
+import { tmpdir } from "node:os";
+import type pg from "pg";
+import { binKinds, clusterStatus, createPool, listRuns, nextRunAt, type EntryConfig, type Logger, type PurgerEventEmitter } from "@purger/core";
+import { createLogger } from "../logger.js";
+import { loadTui } from "./load.js";
+import type { MountedTui } from "./tui.js";
+import { TuiStore, type TuiMode } from "./tui-store.js";
+
+export interface CommandTuiOptions {
+  mode: TuiMode;
+  title: string;
+  entries: EntryConfig[];
+  events: PurgerEventEmitter;
+  processId: string;
+  concurrency: number;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** `q` / Ctrl-C. */
+  onQuit: () => void;
+  /** The log file. @defaultValue `<cwd>/.purger/purger.log` */
+  logFile?: string;
+  stdout?: NodeJS.WriteStream;
+  stdin?: NodeJS.ReadStream;
+}
+
+export interface CommandTui {
+  store: TuiStore;
+  /** The logger to use while the UI is up (writes to `logFile`). */
+  log: Logger;
+  logFile: string;
+  /** The database is connected: name it in the header, start polling the cluster. */
+  attach(database: { url: string; label: string }): void;
+  /** Draw the last frame and give the terminal back; stop polling. */
+  close(): Promise<void>;
+}
+
+export async function openCommandTui(options: CommandTuiOptions): Promise<CommandTui> {
+  const logFile = options.logFile ?? writableLogFile(options.cwd);
+  const log = createLogger({ destination: logFile, level: options.env.PURGER_LOG_LEVEL ?? "info" });
+  const shown = relative(options.cwd, logFile);
+  let pollPool: pg.Pool | null = null;
+  const byId = new Map(options.entries.map((e) => [e.id, e]));
+  const store = new TuiStore({
+    mode: options.mode,
+    title: options.title,
+    entries: options.entries.map((e) => ({ id: e.id, plugin: e.plugin.name, kinds: binKinds([e]).map((k) => k.kind) })),
+    events: options.events,
+    processId: options.processId,
+    concurrency: options.concurrency,
+    logFile: shown.startsWith("..") ? logFile : shown,
+    onQuit: options.onQuit,
+    nextRunAt: (id) => {
+      const schedule = byId.get(id)?.schedule;
+      return schedule ? nextRunAt(schedule) : null;
+    },
+  });
+  const { mountTui } = await loadTui(options.env);
+  const mounted: MountedTui = mountTui({ store, ...(options.stdout ? { stdout: options.stdout } : {}), ...(options.stdin ? { stdin: options.stdin } : {}) });
+  store.start();
+  let closing: Promise<void> | null = null;
+  return {
+    store,
+    log,
+    logFile,
+    attach(database) {
+      store.setDatabase(database.label);
+      if (pollPool) return;
+      const pool = createPool({ url: database.url, max: 2, applicationName: "purger-tui" }, (error) =>
+        log.warn({ error: error.message }, "the UI's status connection failed"),
+      );
+      pollPool = pool;
+      const ids = options.entries.map((e) => e.id);
+      store.setPoll(
+        () => clusterStatus(pool, ids),
+        (entry) => listRuns(pool, { entry, limit: 8 }),
+      );
+    },
+    close() {
+      closing ??= (async () => {
+        store.stop();
+        await mounted.unmount();
+        if (pollPool) await pollPool.end().catch(() => {});
+      })();
+      return closing;
+    },
+  };
+}
+
+/** `.purger/purger.log` under the working directory, or the temp directory when that cannot be written. */
+function writableLogFile(cwd: string): string {
+  for (const dir of [join(cwd, ".purger"), join(tmpdir(), "purger")]) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK);
+      return join(dir, "purger.log");
+    } catch {
+      // try the next place
+    }
+  }
+  return join(tmpdir(), "purger.log");
+}

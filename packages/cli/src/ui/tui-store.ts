@@ -1,0 +1,633 @@
+/**
+ * The terminal UI's state: engine events and the cluster's status (polled
+ * from the database) folded into one immutable snapshot, published at most
+ * every `frameMs` (10 times a second) however fast batches go — the engine
+ * never waits for a render, and a render never happens per batch.
+ *
+ * The store also owns what the keys change (selection, pauses, the runs
+ * panel, quitting), so the key handling is tested without a terminal.
+ */
+import { hostname } from "node:os";
+import type { BinDepth, ClusterStatus, PurgerEventEmitter, RunRecord, RunStatus } from "@purger/core";
+import { shortPluginName } from "./format.js";
+
+export type TuiMode = "once" | "run" | "demo";
+
+/** What an entry is doing, as the state column shows it. */
+export type EntryState =
+  | { kind: "idle" }
+  | { kind: "scheduled"; at: number }
+  | { kind: "running" }
+  | { kind: "waiting"; holder: string | null }
+  | { kind: "retrying"; at: number | null; attempt: number; maxAttempts: number }
+  | { kind: "elsewhere"; processId: string }
+  | { kind: "finished"; status: Exclude<RunStatus, "running"> };
+
+export interface EntryView {
+  id: string;
+  /** Short plugin name ("retention"). */
+  plugin: string;
+  state: EntryState;
+  /** `requested`: `p` was pressed, the run pauses at its next batch boundary. */
+  pause: "no" | "requested" | "yes";
+  /** Items done by the current (or last) run, and its total when the plugin estimates. */
+  done: number;
+  total: number | null;
+  /** Smoothed items per second of the current run. */
+  rate: number;
+  /** Wall-clock start of the current run (ms), or null. */
+  startedAt: number | null;
+  /** Duration of the last finished run. */
+  durationMs: number | null;
+  lastError: string | null;
+  /** A bin item of this entry being handled in this process. */
+  binItem: { kind: string; itemId: string; done: number; total: number | null; startedAt: number; rate: number; active: number } | null;
+}
+
+export interface BinKindView extends BinDepth {
+  /** Items of this kind handled (and failed for good) by this process. */
+  handled: number;
+  failedHere: number;
+}
+
+export interface RemoteRun {
+  entry: string;
+  processId: string;
+  processed: number;
+  total: number | null;
+  startedAt: number;
+}
+
+export interface FinishedRun {
+  key: string;
+  entry: string;
+  /** "run" or the bin kind. */
+  what: string;
+  status: Exclude<RunStatus, "running">;
+  processed: number;
+  durationMs: number;
+  dryRun: boolean;
+  detail: string | null;
+}
+
+export interface RunsPanel {
+  entry: string;
+  runs: RunRecord[] | null;
+  error: string | null;
+}
+
+export interface TuiSnapshot {
+  mode: TuiMode;
+  /** What the header names ("once revoked-access-tokens"). */
+  title: string;
+  database: string;
+  processId: string;
+  startedAt: number;
+  now: number;
+  concurrency: number;
+  /** Live purger processes of the cluster (null until the first poll). */
+  processes: number | null;
+  entries: EntryView[];
+  bin: BinKindView[];
+  remote: RemoteRun[];
+  finished: FinishedRun[];
+  selected: number;
+  runsPanel: RunsPanel | null;
+  quitting: boolean;
+  logFile: string | null;
+  /** A transient message for the footer (e.g. the cluster poll failed). */
+  notice: string | null;
+}
+
+export interface TuiEntry {
+  id: string;
+  plugin: string;
+  /** Bin kinds of the entry (`<id>.<handler>`). */
+  kinds: string[];
+}
+
+export interface TuiStoreOptions {
+  mode: TuiMode;
+  title: string;
+  entries: TuiEntry[];
+  events: PurgerEventEmitter;
+  processId: string;
+  concurrency: number;
+  database?: string;
+  logFile?: string | null;
+  /** Reads the cluster's status (runs elsewhere, bin depth, processes); polled every `pollMs`. */
+  pollCluster?: () => Promise<ClusterStatus>;
+  /** The last runs of an entry, for the runs panel (`enter`). */
+  loadRuns?: (entry: string) => Promise<RunRecord[]>;
+  /** When an entry with a schedule runs next (after a run finishes). */
+  nextRunAt?: (entry: string) => Date | null;
+  /** Called once when the user quits (`q`, Ctrl-C). */
+  onQuit?: () => void;
+  /** Minimum time between two published snapshots. @defaultValue 100 */
+  frameMs?: number;
+  /** @defaultValue 1000 */
+  pollMs?: number;
+  /** Processes whose heartbeat is older count as dead. @defaultValue 30000 */
+  liveAfterMs?: number;
+  /** The clock (tests fix it). */
+  now?: () => number;
+}
+
+/** Time constant of the rate's exponential smoothing. */
+const RATE_TAU_MS = 3_000;
+const RATE_WINDOW_MS = 250;
+/** Bin items quicker than this do not get a line of their own among finished runs. */
+const BIN_LINE_MIN_MS = 1_000;
+
+/** Where the rate was last measured from. */
+interface RateMark {
+  at: number;
+  done: number;
+}
+
+interface EntryModel extends EntryView {
+  mark: RateMark | null;
+  runId: string | null;
+  userPaused: boolean;
+}
+
+interface BinItemModel {
+  kind: string;
+  entry: string;
+  itemId: string;
+  done: number;
+  total: number | null;
+  startedAt: number;
+  rate: number;
+  mark: RateMark | null;
+}
+
+export class TuiStore {
+  readonly #options: TuiStoreOptions;
+  readonly #now: () => number;
+  readonly #frameMs: number;
+  readonly #entries: Map<string, EntryModel>;
+  readonly #order: string[];
+  readonly #binItems = new Map<string, BinItemModel>();
+  readonly #binCounts = new Map<string, { handled: number; failed: number }>();
+  readonly #ownRuns = new Set<string>();
+  readonly #listeners = new Set<() => void>();
+  readonly #off: Array<() => void> = [];
+  readonly #startedAt: number;
+  #finished: FinishedRun[] = [];
+  #binDepth: BinDepth[] = [];
+  #remote: RemoteRun[] = [];
+  #processes: number | null = null;
+  #database: string;
+  #selected = 0;
+  #runsPanel: RunsPanel | null = null;
+  #quitting = false;
+  #notice: string | null = null;
+  #snapshot: TuiSnapshot;
+  #frameTimer: NodeJS.Timeout | null = null;
+  #tickTimer: NodeJS.Timeout | null = null;
+  #pollTimer: NodeJS.Timeout | null = null;
+  #lastPublish = 0;
+  #stopped = false;
+  #started = false;
+  #finishedSeq = 0;
+
+  constructor(options: TuiStoreOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#frameMs = options.frameMs ?? 100;
+    this.#startedAt = this.#now();
+    this.#database = options.database ?? "connecting…";
+    this.#order = options.entries.map((e) => e.id);
+    this.#entries = new Map(options.entries.map((e) => [e.id, newEntry(e)]));
+    this.#subscribeEvents(options.events);
+    this.#snapshot = this.#build();
+  }
+
+  /** Start the clock (one snapshot a second at least, for uptimes and countdowns) and the cluster poll. */
+  start(): void {
+    this.#started = true;
+    this.#tickTimer = setInterval(() => this.#changed(), 1_000);
+    this.#tickTimer.unref();
+    if (this.#options.pollCluster) void this.#poll();
+  }
+
+  /** Where the cluster's status and the run history come from, once the database is connected. */
+  setPoll(pollCluster: () => Promise<ClusterStatus>, loadRuns?: (entry: string) => Promise<RunRecord[]>): void {
+    const first = !this.#options.pollCluster;
+    this.#options.pollCluster = pollCluster;
+    if (loadRuns) this.#options.loadRuns = loadRuns;
+    if (first && this.#started && !this.#stopped) void this.#poll();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const off of this.#off) off();
+    for (const timer of [this.#frameTimer, this.#pollTimer]) if (timer) clearTimeout(timer);
+    if (this.#tickTimer) clearInterval(this.#tickTimer);
+    this.#publish();
+  }
+
+  // --- for React (useSyncExternalStore) ---
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  };
+
+  getSnapshot = (): TuiSnapshot => this.#snapshot;
+
+  /** Publish now, whatever the throttle (tests, and the last frame before unmounting). */
+  flush(): void {
+    this.#publish();
+  }
+
+  // --- for the engine ---
+
+  /** The `isPaused` of runEntry / startWorker. */
+  isPaused = (entry: string): boolean => this.#entries.get(entry)?.userPaused ?? false;
+
+  setDatabase(label: string): void {
+    this.#database = label;
+    this.#changed();
+  }
+
+  setProcessId(processId: string): void {
+    this.#options.processId = processId;
+    this.#changed();
+  }
+
+  // --- for the keys ---
+
+  select(delta: number): void {
+    const count = this.#order.length;
+    if (count === 0) return;
+    this.#selected = Math.min(count - 1, Math.max(0, this.#selected + delta));
+    if (this.#runsPanel) this.#openRuns();
+    this.#changed();
+  }
+
+  togglePause(): void {
+    const entry = this.#selectedEntry();
+    if (!entry) return;
+    entry.userPaused = !entry.userPaused;
+    if (entry.userPaused) entry.pause = entry.state.kind === "running" ? "requested" : "yes";
+    else entry.pause = "no";
+    this.#changed();
+  }
+
+  toggleRuns(): void {
+    if (this.#runsPanel) {
+      this.#runsPanel = null;
+      this.#changed();
+      return;
+    }
+    this.#openRuns();
+  }
+
+  closePanel(): void {
+    if (!this.#runsPanel) return;
+    this.#runsPanel = null;
+    this.#changed();
+  }
+
+  quit(): void {
+    if (this.#quitting) return;
+    this.#quitting = true;
+    this.#publish();
+    this.#options.onQuit?.();
+  }
+
+  get quitting(): boolean {
+    return this.#quitting;
+  }
+
+  // --- internals ---
+
+  #selectedEntry(): EntryModel | undefined {
+    const id = this.#order[this.#selected];
+    return id === undefined ? undefined : this.#entries.get(id);
+  }
+
+  #openRuns(): void {
+    const entry = this.#selectedEntry();
+    const load = this.#options.loadRuns;
+    if (!entry) return;
+    const panel: RunsPanel = { entry: entry.id, runs: null, error: load ? null : "run history is not available here" };
+    this.#runsPanel = panel;
+    this.#changed();
+    if (!load) return;
+    load(entry.id).then(
+      (runs) => {
+        if (this.#runsPanel?.entry !== entry.id) return;
+        this.#runsPanel = { ...panel, runs };
+        this.#changed();
+      },
+      (error: unknown) => {
+        if (this.#runsPanel?.entry !== entry.id) return;
+        this.#runsPanel = { ...panel, error: messageOf(error) };
+        this.#changed();
+      },
+    );
+  }
+
+  #subscribeEvents(events: PurgerEventEmitter): void {
+    const on = this.#off;
+    on.push(
+      events.on("run:start", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        if (e.runId) this.#ownRuns.add(e.runId);
+        const now = this.#now();
+        Object.assign(entry, {
+          state: { kind: "running" },
+          runId: e.runId,
+          done: e.done,
+          total: e.total,
+          rate: 0,
+          startedAt: now,
+          mark: null,
+          durationMs: null,
+          lastError: null,
+        });
+        if (entry.userPaused) entry.pause = "requested";
+        this.#changed();
+      }),
+      events.on("run:batch:done", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        const now = this.#now();
+        if (entry.state.kind !== "running") entry.state = { kind: "running" };
+        [entry.rate, entry.mark] = smooth(entry.rate, entry.mark, now, e.done, e.rate);
+        entry.done = e.done;
+        entry.total = e.total;
+        entry.startedAt = now - e.elapsedMs;
+        this.#changed();
+      }),
+      events.on("run:finish", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        entry.done = e.processed;
+        entry.durationMs = e.durationMs;
+        entry.lastError = e.error && e.status !== "interrupted" ? e.error : e.guard ?? null;
+        entry.runId = null;
+        entry.pause = entry.userPaused ? "yes" : "no";
+        entry.state = this.#stateAfterRun(e.entry, e.status);
+        if (e.status !== "succeeded" || e.processed > 0 || this.#options.mode !== "run") {
+          this.#finished = [
+            ...this.#finished,
+            {
+              key: `run-${++this.#finishedSeq}`,
+              entry: e.entry,
+              what: "run",
+              status: e.status,
+              processed: e.processed,
+              durationMs: e.durationMs,
+              dryRun: e.dryRun,
+              detail: e.guard ?? (e.status === "interrupted" ? null : e.error ?? null),
+            },
+          ];
+        }
+        this.#changed();
+      }),
+      events.on("run:lock:wait", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        entry.state = { kind: "waiting", holder: e.holder };
+        this.#changed();
+      }),
+      events.on("run:retry", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        entry.lastError = e.error;
+        entry.state = e.nextAt
+          ? { kind: "retrying", at: e.nextAt.getTime(), attempt: e.attempt, maxAttempts: e.maxAttempts }
+          : { kind: "finished", status: "failed" };
+        this.#changed();
+      }),
+      events.on("entry:schedule", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        if (entry.state.kind === "idle" || entry.state.kind === "scheduled" || entry.state.kind === "finished") {
+          entry.state = { kind: "scheduled", at: e.at.getTime() };
+        }
+        this.#changed();
+      }),
+      events.on("entry:pause", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        entry.pause = e.paused ? "yes" : entry.userPaused ? "requested" : "no";
+        this.#changed();
+      }),
+      events.on("bin:item:start", (e) => {
+        const now = this.#now();
+        this.#binItems.set(e.itemId, { kind: e.kind, entry: e.entry, itemId: e.itemId, done: 0, total: null, startedAt: now, rate: 0, mark: null });
+        this.#changed();
+      }),
+      events.on("bin:item:progress", (e) => {
+        const item = this.#binItems.get(e.itemId);
+        if (!item) return;
+        const now = this.#now();
+        const seconds = (now - item.startedAt) / 1000;
+        [item.rate, item.mark] = smooth(item.rate, item.mark, now, e.done, seconds > 0 ? e.done / seconds : 0);
+        item.done = e.done;
+        item.total = e.total;
+        this.#changed();
+      }),
+      events.on("bin:item:done", (e) => {
+        this.#binItems.delete(e.itemId);
+        this.#count(e.kind).handled += 1;
+        if (e.durationMs >= BIN_LINE_MIN_MS && e.finished) {
+          this.#finished = [
+            ...this.#finished,
+            { key: `bin-${++this.#finishedSeq}`, entry: e.entry, what: e.kind, status: "succeeded", processed: e.processed, durationMs: e.durationMs, dryRun: false, detail: null },
+          ];
+        }
+        this.#changed();
+      }),
+      events.on("bin:item:fail", (e) => {
+        this.#binItems.delete(e.itemId);
+        if (e.final) this.#count(e.kind).failed += 1;
+        const entry = this.#entries.get(e.entry);
+        if (entry) entry.lastError = `${e.kind} #${e.itemId}: ${e.error}`;
+        this.#changed();
+      }),
+      events.on("engine:error", (e) => {
+        this.#notice = `${e.where}: ${e.error.message}`;
+        this.#changed();
+      }),
+    );
+  }
+
+  #count(kind: string): { handled: number; failed: number } {
+    let counts = this.#binCounts.get(kind);
+    if (!counts) {
+      counts = { handled: 0, failed: 0 };
+      this.#binCounts.set(kind, counts);
+    }
+    return counts;
+  }
+
+  #stateAfterRun(id: string, status: Exclude<RunStatus, "running">): EntryState {
+    if (this.#options.mode === "run" && status !== "failed") {
+      const at = this.#options.nextRunAt?.(id);
+      if (at) return { kind: "scheduled", at: at.getTime() };
+      if (status === "succeeded") return { kind: "idle" };
+    }
+    return { kind: "finished", status };
+  }
+
+  async #poll(): Promise<void> {
+    const poll = this.#options.pollCluster;
+    if (!poll || this.#stopped) return;
+    try {
+      this.#applyCluster(await poll());
+      if (this.#notice?.startsWith("cluster status")) this.#notice = null;
+    } catch (error) {
+      this.#notice = `cluster status unavailable: ${messageOf(error)}`;
+    }
+    this.#changed();
+    if (this.#stopped) return;
+    this.#pollTimer = setTimeout(() => void this.#poll(), this.#options.pollMs ?? 1_000);
+    this.#pollTimer.unref();
+  }
+
+  #applyCluster(status: ClusterStatus): void {
+    const now = this.#now();
+    const liveAfter = this.#options.liveAfterMs ?? 30_000;
+    const live = status.processes.filter((p) => now - p.heartbeatAt.getTime() < liveAfter);
+    const selfListed = live.some((p) => p.id === this.#options.processId);
+    this.#processes = live.length + (selfListed ? 0 : 1);
+    this.#binDepth = status.bin;
+    this.#remote = [];
+    for (const e of status.entries) {
+      const run = e.running;
+      if (!run || this.#ownRuns.has(run.id) || isThisProcess(run.processId, this.#options.processId)) continue;
+      this.#remote.push({
+        entry: e.entry,
+        processId: run.processId ?? "?",
+        processed: run.processed,
+        total: run.total,
+        startedAt: run.startedAt.getTime(),
+      });
+      const entry = this.#entries.get(e.entry);
+      if (entry && (entry.state.kind === "idle" || entry.state.kind === "scheduled" || entry.state.kind === "elsewhere" || entry.state.kind === "finished")) {
+        entry.state = { kind: "elsewhere", processId: run.processId ?? "?" };
+      }
+    }
+    for (const entry of this.#entries.values()) {
+      if (entry.state.kind === "elsewhere" && !this.#remote.some((r) => r.entry === entry.id)) {
+        const at = this.#options.nextRunAt?.(entry.id);
+        entry.state = at ? { kind: "scheduled", at: at.getTime() } : { kind: "idle" };
+      }
+    }
+  }
+
+  #changed(): void {
+    if (this.#frameTimer) return;
+    const wait = Math.max(0, this.#lastPublish + this.#frameMs - this.#now());
+    this.#frameTimer = setTimeout(() => {
+      this.#frameTimer = null;
+      this.#publish();
+    }, wait);
+    this.#frameTimer.unref();
+  }
+
+  #publish(): void {
+    if (this.#frameTimer) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = null;
+    }
+    this.#lastPublish = this.#now();
+    this.#snapshot = this.#build();
+    for (const listener of this.#listeners) listener();
+  }
+
+  #build(): TuiSnapshot {
+    const kinds = new Set(this.#options.entries.flatMap((e) => e.kinds));
+    const depth = new Map(this.#binDepth.map((d) => [d.kind, d]));
+    for (const kind of this.#binCounts.keys()) kinds.add(kind);
+    for (const d of this.#binDepth) if (d.pending > 0 || d.failed > 0) kinds.add(d.kind);
+    const bin = [...kinds].sort().map((kind) => {
+      const d = depth.get(kind) ?? { kind, pending: 0, failed: 0, oldestMs: null };
+      const counts = this.#binCounts.get(kind) ?? { handled: 0, failed: 0 };
+      return { ...d, handled: counts.handled, failedHere: counts.failed };
+    });
+    const entries = this.#order.map((id) => {
+      const { mark: _m, runId: _r, userPaused: _u, ...view } = this.#entries.get(id)!;
+      const items = [...this.#binItems.values()].filter((item) => item.entry === id);
+      const first = items[0];
+      return {
+        ...view,
+        binItem: first
+          ? { kind: first.kind, itemId: first.itemId, done: first.done, total: first.total, startedAt: first.startedAt, rate: first.rate, active: items.length }
+          : null,
+      };
+    });
+    return {
+      mode: this.#options.mode,
+      title: this.#options.title,
+      database: this.#database,
+      processId: this.#options.processId,
+      startedAt: this.#startedAt,
+      now: this.#now(),
+      concurrency: this.#options.concurrency,
+      processes: this.#processes,
+      entries,
+      bin,
+      remote: this.#remote,
+      finished: this.#finished,
+      selected: this.#selected,
+      runsPanel: this.#runsPanel,
+      quitting: this.#quitting,
+      logFile: this.#options.logFile ?? null,
+      notice: this.#notice,
+    };
+  }
+}
+
+function newEntry(e: TuiEntry): EntryModel {
+  return {
+    id: e.id,
+    plugin: shortPluginName(e.plugin),
+    state: { kind: "idle" },
+    pause: "no",
+    done: 0,
+    total: null,
+    rate: 0,
+    startedAt: null,
+    durationMs: null,
+    lastError: null,
+    binItem: null,
+    mark: null,
+    runId: null,
+    userPaused: false,
+  };
+}
+
+/**
+ * Exponential smoothing over time: the rate since the last mark (at least
+ * RATE_WINDOW_MS ago, so that bursts of quick batches count whole), weighted
+ * by how long that was (time constant RATE_TAU_MS). The first update takes
+ * the engine's own average.
+ */
+function smooth(previous: number, mark: RateMark | null, now: number, done: number, average: number): [number, RateMark | null] {
+  if (mark === null) return [average, { at: now, done }];
+  const dt = now - mark.at;
+  if (dt < RATE_WINDOW_MS) return [previous, mark];
+  const instant = ((done - mark.done) / dt) * 1000;
+  const alpha = 1 - Math.exp(-dt / RATE_TAU_MS);
+  return [previous + alpha * (instant - previous), { at: now, done }];
+}
+
+function isThisProcess(runProcessId: string | null, ownProcessId: string): boolean {
+  if (runProcessId === null) return false;
+  if (runProcessId === ownProcessId) return true;
+  // `once` records `host:pid`, the worker `host:pid:uuid`: both are this process.
+  const self = `${hostname()}:${process.pid}`;
+  return runProcessId === self || runProcessId.startsWith(`${self}:`);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,45 @@
+/**
+ * Mounting the UI on a terminal. Import this module through `loadTui()`
+ * (load.ts) only: Ink decides at import time whether it runs "in CI".
+ */
+import { render } from "ink";
+import { App } from "./App.js";
+import type { TuiStore } from "./tui-store.js";
+
+export interface MountOptions {
+  store: TuiStore;
+  stdout?: NodeJS.WriteStream;
+  stdin?: NodeJS.ReadStream;
+  stderr?: NodeJS.WriteStream;
+}
+
+export interface MountedTui {
+  /** Publish the last state, draw the last frame, give the terminal back (raw mode off). */
+  unmount(): Promise<void>;
+}
+
+/** At most this many frames a second (QUALITY P7: the UI never slows the work). */
+export const MAX_FPS = 10;
+
+export function mountTui(options: MountOptions): MountedTui {
+  const instance = render(<App store={options.store} />, {
+    stdout: options.stdout ?? process.stdout,
+    stdin: options.stdin ?? process.stdin,
+    stderr: options.stderr ?? process.stderr,
+    exitOnCtrlC: false,
+    patchConsole: false,
+    maxFps: MAX_FPS,
+  });
+  const exited = instance.waitUntilExit().catch(() => {});
+  let unmounting: Promise<void> | null = null;
+  return {
+    unmount() {
+      unmounting ??= (async () => {
+        options.store.flush();
+        instance.unmount();
+        await exited;
+      })();
+      return unmounting;
+    },
+  };
+}
