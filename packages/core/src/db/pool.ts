@@ -21,6 +21,10 @@ export function createPool(options: PoolOptions, onError?: (error: Error) => voi
     application_name: options.applicationName ?? "purger",
     idleTimeoutMillis: 30_000,
   });
+  // Errors of idle or checked-out clients (a restarted server) must not crash the process.
   pool.on("error", (error) => onError?.(error));
+  pool.on("connect", (client) => {
+    client.on("error", (error) => onError?.(error));
+  });
   return pool;
 }
