@@ -1,0 +1,96 @@
+/**
+ * `prepare`: the entry resolved against the live catalog (every table and
+ * column confirmed and quoted) and its revoker built. Missing tables or
+ * columns are `PurgerError("TARGET")`, so `purger validate`/`doctor` and every
+ * run stop before touching anything.
+ */
+import { PurgerError, type PluginContext } from "@purger/core";
+import { keyColumn, loadTable, requireColumn, type ColumnInfo, type TableInfo } from "./catalog.js";
+import { credentialStatuses, type CertsOptions, type CredentialStatuses, type Statuses } from "./options.js";
+import { loadModuleRevoker, type Revoker } from "./revoker.js";
+import { createTableRevoker, loadRevocationTable, type RevocationTable } from "./table-revoker.js";
+import { createWebhookRevoker } from "./webhook-revoker.js";
+
+export interface CertificatesTarget {
+  table: TableInfo;
+  key: ColumnInfo;
+  serial: ColumnInfo;
+  notAfter: ColumnInfo;
+  status: ColumnInfo;
+  reason: ColumnInfo | null;
+}
+
+export interface CredentialsTarget {
+  table: TableInfo;
+  key: ColumnInfo;
+  /** Columns holding a certificate's key. */
+  references: ColumnInfo[];
+  status: ColumnInfo;
+  expiresAt: ColumnInfo | null;
+}
+
+export interface CertsState {
+  certificates: CertificatesTarget;
+  credentials: CredentialsTarget | null;
+  statuses: Statuses;
+  credentialStatuses: Required<CredentialStatuses>;
+  revoker: Revoker;
+  /** Set for the `table` revoker (for `check`). */
+  revocations: RevocationTable | null;
+}
+
+const CLOCK_TYPES = new Set(["timestamp with time zone", "timestamp without time zone", "date"]);
+
+export async function prepareState(ctx: PluginContext<CertsOptions>): Promise<CertsState> {
+  const { options, pool } = ctx;
+  const certificates = await loadCertificates(ctx);
+  const credentials = options.credentials ? await loadCredentials(ctx) : null;
+
+  let revocations: RevocationTable | null = null;
+  let revoker: Revoker;
+  const spec = options.revoker;
+  if ("table" in spec) {
+    revocations = await loadRevocationTable(pool, spec.table);
+    revoker = createTableRevoker(revocations);
+  } else if ("webhook" in spec) {
+    revoker = createWebhookRevoker(spec.webhook);
+  } else {
+    revoker = await loadModuleRevoker(spec.module, { options: spec.options ?? {}, pool, log: ctx.log.child({ revoker: spec.module }), entry: ctx.entry });
+  }
+  return { certificates, credentials, statuses: options.statuses, credentialStatuses: credentialStatuses(options), revoker, revocations };
+}
+
+async function loadCertificates(ctx: PluginContext<CertsOptions>): Promise<CertificatesTarget> {
+  const o = ctx.options.certificates;
+  const table = await loadTable(ctx.pool, o.table, "certificates.table");
+  const target: CertificatesTarget = {
+    table,
+    key: keyColumn(table, o.key, "certificates"),
+    serial: requireColumn(table, o.serial, "certificates.serial"),
+    notAfter: requireColumn(table, o.notAfter, "certificates.notAfter"),
+    status: requireColumn(table, o.status, "certificates.status"),
+    reason: o.reason === undefined ? null : requireColumn(table, o.reason, "certificates.reason"),
+  };
+  requireClock(target.notAfter, "certificates.notAfter", table);
+  return target;
+}
+
+async function loadCredentials(ctx: PluginContext<CertsOptions>): Promise<CredentialsTarget> {
+  const o = ctx.options.credentials!;
+  const table = await loadTable(ctx.pool, o.table, "credentials.table");
+  const target: CredentialsTarget = {
+    table,
+    key: keyColumn(table, o.key, "credentials"),
+    references: o.certificates.map((name, i) => requireColumn(table, name, `credentials.certificates[${i}]`)),
+    status: requireColumn(table, o.status, "credentials.status"),
+    expiresAt: o.expiresAt === undefined ? null : requireColumn(table, o.expiresAt, "credentials.expiresAt"),
+  };
+  if (target.expiresAt) requireClock(target.expiresAt, "credentials.expiresAt", table);
+  return target;
+}
+
+function requireClock(column: ColumnInfo, what: string, table: TableInfo): void {
+  if (!CLOCK_TYPES.has(column.type)) {
+    throw new PurgerError("TARGET", `options.${what}: column ${column.name} of ${table.display} is ${column.type}, expected timestamptz, timestamp or date`);
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The `webhook` revoker: `POST { serial, reason }` as JSON to the configured
+ * URL with an `Idempotency-Key` header (stable per serial) and, when set,
+ * `Authorization: Bearer <token>`. 2xx is success. 408, 429, 5xx, network
+ * errors and timeouts are retried here a few times with backoff, then thrown
+ * as ordinary errors so the bin's retry (or the next sweep) takes over. Any
+ * other answer is a refusal no retry fixes: a `PurgerError("PAYLOAD")`, which
+ * the bin marks failed at once. The token never appears in a message or a log.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { PurgerError, parseDuration, type Diagnostic } from "@purger/core";
+import type { WebhookRevokerOptions } from "./options.js";
+import type { RevokeRequest, Revoker } from "./revoker.js";
+
+const RETRY_BASE_MS = 250;
+const RETRY_AFTER_CAP_MS = 5_000;
+const BODY_EXCERPT = 300;
+
+export function createWebhookRevoker(options: WebhookRevokerOptions): Revoker {
+  const timeoutMs = parseDuration(options.timeout);
+  const target = redactUrl(options.url);
+  const scrub = (text: string) => (options.token ? text.replaceAll(options.token, "***") : text);
+
+  async function post(request: RevokeRequest): Promise<Response> {
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "idempotency-key": request.idempotencyKey,
+      "user-agent": "purger-plugin-certs",
+    };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    return fetch(options.url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ serial: request.serial, reason: request.reason }),
+      signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]),
+    });
+  }
+
+  return {
+    async revoke(request) {
+      let lastProblem = "";
+      for (let attempt = 1; attempt <= options.attempts; attempt++) {
+        let retryAfterMs: number | null = null;
+        try {
+          const response = await post(request);
+          const body = scrub(excerpt(await response.text()));
+          if (response.ok) return;
+          const problem = `webhook ${target} answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}${body ? `: ${body}` : ""}`;
+          if (!isRetryable(response.status)) {
+            throw new PurgerError("PAYLOAD", `${problem} (serial ${request.serial}; not retried: a ${response.status} is a refusal)`, {
+              hint: "fix what the receiver refused, then `purger bin retry` the item",
+            });
+          }
+          lastProblem = problem;
+          retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+        } catch (error) {
+          if (error instanceof PurgerError) throw error;
+          if (request.signal.aborted) throw error;
+          const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+          lastProblem = timedOut
+            ? `webhook ${target} did not answer within ${options.timeout}`
+            : `webhook ${target} unreachable: ${scrub(causeMessage(error))}`;
+        }
+        request.log.warn({ event: "certs:webhook:retry", serial: request.serial, attempt, of: options.attempts, problem: lastProblem }, "revocation webhook failed");
+        if (attempt < options.attempts) {
+          const backoff = RETRY_BASE_MS * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
+          await sleep(Math.min(RETRY_AFTER_CAP_MS, Math.max(backoff, retryAfterMs ?? 0)), undefined, { signal: request.signal });
+        }
+      }
+      throw new Error(`${lastProblem} (serial ${request.serial}; ${options.attempts} attempts)`);
+    },
+
+    async check({ signal }) {
+      return [await checkReachable(options, target, timeoutMs, signal)];
+    },
+  };
+}
+
+async function checkReachable(options: WebhookRevokerOptions, target: string, timeoutMs: number, signal: AbortSignal): Promise<Diagnostic> {
+  try {
+    // A HEAD revokes nothing; any HTTP answer proves the endpoint is there.
+    const response = await fetch(options.url, { method: "HEAD", signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    if (response.status >= 500) {
+      return { level: "warn", message: `revoker webhook ${target} is reachable but answers ${response.status} to HEAD` };
+    }
+    return { level: "ok", message: `revoker webhook ${target} is reachable (HEAD answered ${response.status})` };
+  } catch (error) {
+    return {
+      level: "error",
+      message: `revoker webhook ${target} is unreachable: ${causeMessage(error)}`,
+      hint: "check revoker.webhook.url and that the endpoint is reachable from this host",
+    };
+  }
+}
+
+function isRetryable(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+function parseRetryAfter(value: string | null): number | null {
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
+}
+
+/** The URL for messages: no userinfo, no query (either may hold a secret). */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return "(invalid url)";
+  }
+}
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > BODY_EXCERPT ? `${flat.slice(0, BODY_EXCERPT)}…` : flat;
+}
+
+function causeMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return `${error.message}${cause}`;
+}
