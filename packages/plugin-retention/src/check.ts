@@ -46,12 +46,16 @@ export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[
 
   if (plan.action === "delete") {
     // Rows referenced through a foreign key that neither cascade nor unlessReferencedBy covers make a batch fail.
-    for (const t of [plan.table, ...plan.cascade.map((c) => c.table)]) {
+    // The entry's table goes after every cascade entry; cascade entry i after those listed before it.
+    const targets = [{ table: plan.table, before: plan.cascade.length }, ...plan.cascade.map((c, i) => ({ table: c.table, before: i }))];
+    for (const { table: t, before } of targets) {
       for (const fk of await loadReferencingKeys(db, t.oid)) {
         if (fk.onDelete === "c" || fk.onDelete === "n" || fk.onDelete === "d") continue;
-        const covered = [...plan.cascade, ...plan.referencedBy].some((c) => c.table.oid === fk.table.oid && fk.columns.length === 1 && fk.columns[0] === c.column.name);
+        const listed = [...plan.cascade, ...plan.referencedBy].some((c) => c.table.oid === fk.table.oid && fk.columns.length === 1 && fk.columns[0] === c.column.name);
+        // A table whose rows of the batch are deleted earlier (refresh tokens before the access tokens they point to).
+        const deletedEarlier = plan.cascade.slice(0, before).some((c) => c.table.oid === fk.table.oid);
         const selfChain = fk.table.oid === t.oid;
-        if (covered) continue;
+        if (listed || deletedEarlier) continue;
         out.push({
           level: "warn",
           message: `${fk.table.display} references ${t.display} through foreign key "${fk.name}" (${fk.columns.join(", ")})${selfChain ? " (the table references itself)" : ""}: a batch deleting a referenced row fails and rolls back`,
