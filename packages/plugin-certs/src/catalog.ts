@@ -171,10 +171,7 @@ export function keyColumn(table: TableInfo, key: string | undefined, what: strin
 export function hasLeadingIndex(table: TableInfo, column: ColumnInfo, options: { unique?: boolean; whole?: boolean } = {}): boolean {
   return table.indexes.some(
     (i) =>
-      i.valid &&
-      i.columns[0] === column.num &&
-      (!options.unique || (i.unique && !i.partial)) &&
-      (!options.whole || i.columns.length === 1),
+      i.valid && i.columns[0] === column.num && (!options.unique || (i.unique && !i.partial)) && (!options.whole || i.columns.length === 1),
   );
 }
 

@@ -30,6 +30,18 @@ export async function checkEntry(ctx: PluginContext<CertsOptions> & { state: Cer
     });
   }
 
+  const waiting = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ${c.table.sql} WHERE ${c.status.sql} = $1 AND NULLIF(${c.serial.sql}::text, '') IS NULL`,
+    [s.revoking],
+  );
+  const n = waiting.rows[0]?.n ?? 0;
+  if (n > 0) {
+    found.push({
+      level: "ok",
+      message: `certificates ${c.table.display}: ${n} wait for their serial to be revoked (the sweep revokes each when it appears)`,
+    });
+  }
+
   const cr = state.credentials;
   if (cr) {
     const cs = state.credentialStatuses;

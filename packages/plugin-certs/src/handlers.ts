@@ -70,16 +70,23 @@ export const credentialHandler = defineBinHandler<CertsOptions, CertsState, Revo
         throw new PurgerError("PAYLOAD", `credential ${JSON.stringify(payload.id)} does not exist in ${cr.table.display}`);
       }
       if (credential.status === revoked) return { outcomes: [] as RevokeOutcome[], credential: false };
-      const ids = [...new Set(cr.references.map((_, i) => credential[`r${i}`]).filter((id): id is string => id !== null && id !== undefined))];
+      const ids = [
+        ...new Set(cr.references.map((_, i) => credential[`r${i}`]).filter((id): id is string => id !== null && id !== undefined)),
+      ];
       const certificates = ids.length > 0 ? await lockCertificates(client, ctx.state, ids) : [];
       for (const id of ids) {
         if (!certificates.some((row) => row.id === id)) {
-          ctx.log.warn({ event: "certs:credential:missing-certificate", credential: String(payload.id), certificate: id }, "a referenced certificate does not exist");
+          ctx.log.warn(
+            { event: "certs:credential:missing-certificate", credential: String(payload.id), certificate: id },
+            "a referenced certificate does not exist",
+          );
         }
       }
       const outcomes: RevokeOutcome[] = [];
       for (const row of certificates) {
-        outcomes.push(await revokeLocked({ client, state: ctx.state, row, reason: payload.reason ?? null, signal: ctx.signal, log: ctx.log }));
+        outcomes.push(
+          await revokeLocked({ client, state: ctx.state, row, reason: payload.reason ?? null, signal: ctx.signal, log: ctx.log }),
+        );
       }
       await client.query(`UPDATE ${cr.table.sql} SET ${cr.status.sql} = $2 WHERE ${cr.key.sql} = $1`, [payload.id, revoked]);
       ctx.log.info({ event: "certs:credential:revoked", credential: String(payload.id), certificates: ids.length }, "credential revoked");
@@ -108,7 +115,9 @@ async function badKeyIsPayload<T>(ctx: Ctx, query: Promise<T>): Promise<T> {
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === "22P02" || code === "22003" || code === "22007" || code === "22008") {
-      throw new PurgerError("PAYLOAD", `bin payload for ${ctx.item.kind}: id is not a valid key: ${(error as Error).message}`, { cause: error });
+      throw new PurgerError("PAYLOAD", `bin payload for ${ctx.item.kind}: id is not a valid key: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     throw error;
   }

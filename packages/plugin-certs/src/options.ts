@@ -81,9 +81,7 @@ export interface WebhookRevokerOptions {
 }
 
 export type RevokerOptions =
-  | { table: TableRevokerOptions }
-  | { webhook: WebhookRevokerOptions }
-  | { module: string; options?: Record<string, unknown> };
+  { table: TableRevokerOptions } | { webhook: WebhookRevokerOptions } | { module: string; options?: Record<string, unknown> };
 
 export interface CertsOptions {
   certificates: CertificatesOptions;

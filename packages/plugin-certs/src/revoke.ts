@@ -68,11 +68,10 @@ export async function revokeLocked(input: RevokeLockedInput): Promise<RevokeOutc
       return "unchanged";
     }
     const setReason = c.reason !== null && input.reason !== null;
-    await client.query(`UPDATE ${c.table.sql} SET ${c.status.sql} = $2${setReason ? `, ${c.reason!.sql} = $3` : ""} WHERE ${c.key.sql} = $1`, [
-      row.id,
-      statuses.revoking,
-      ...(setReason ? [input.reason] : []),
-    ]);
+    await client.query(
+      `UPDATE ${c.table.sql} SET ${c.status.sql} = $2${setReason ? `, ${c.reason!.sql} = $3` : ""} WHERE ${c.key.sql} = $1`,
+      [row.id, statuses.revoking, ...(setReason ? [input.reason] : [])],
+    );
     input.log.info({ event: "certs:revoke:deferred", certificate: row.id }, "serial unknown: certificate marked for revocation");
     return "deferred";
   }

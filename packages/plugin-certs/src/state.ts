@@ -55,7 +55,12 @@ export async function prepareState(ctx: PluginContext<CertsOptions>): Promise<Ce
   } else if ("webhook" in spec) {
     revoker = createWebhookRevoker(spec.webhook);
   } else {
-    revoker = await loadModuleRevoker(spec.module, { options: spec.options ?? {}, pool, log: ctx.log.child({ revoker: spec.module }), entry: ctx.entry });
+    revoker = await loadModuleRevoker(spec.module, {
+      options: spec.options ?? {},
+      pool,
+      log: ctx.log.child({ revoker: spec.module }),
+      entry: ctx.entry,
+    });
   }
   return { certificates, credentials, statuses: options.statuses, credentialStatuses: credentialStatuses(options), revoker, revocations };
 }
@@ -91,6 +96,9 @@ async function loadCredentials(ctx: PluginContext<CertsOptions>): Promise<Creden
 
 function requireClock(column: ColumnInfo, what: string, table: TableInfo): void {
   if (!CLOCK_TYPES.has(column.type)) {
-    throw new PurgerError("TARGET", `options.${what}: column ${column.name} of ${table.display} is ${column.type}, expected timestamptz, timestamp or date`);
+    throw new PurgerError(
+      "TARGET",
+      `options.${what}: column ${column.name} of ${table.display} is ${column.type}, expected timestamptz, timestamp or date`,
+    );
   }
 }

@@ -243,7 +243,10 @@ async function revokePending(ctx: Ctx, after: string | null, limit: number): Pro
       step.sample.push(`certificate ${row.id}`);
     } else {
       const message = error instanceof Error ? error.message : String(error);
-      ctx.log.error({ event: "certs:revoke:fail", certificate: row.id, serial: row.serial, error: message }, "revocation failed; the certificate stays revoking");
+      ctx.log.error(
+        { event: "certs:revoke:fail", certificate: row.id, serial: row.serial, error: message },
+        "revocation failed; the certificate stays revoking",
+      );
       step.failures.push(`certificate ${row.id}: ${message}`);
     }
   }
@@ -281,9 +284,14 @@ export async function countQualifying(ctx: RunContext<CertsOptions, CertsState>,
     `SELECT count(*) AS n FROM (SELECT 1 FROM ${c.table.sql} c WHERE ${toRevoke(state, params)}${cap}) s`,
   ];
   if (state.credentials) {
-    parts.push(`SELECT count(*) AS n FROM (SELECT 1 FROM ${state.credentials.table.sql} cr WHERE ${toExpireCredential(state, params, now)}${cap}) s`);
+    parts.push(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM ${state.credentials.table.sql} cr WHERE ${toExpireCredential(state, params, now)}${cap}) s`,
+    );
   }
-  const { rows } = await pool.query<{ total: string }>(`SELECT sum(n)::text AS total FROM (${parts.join(" UNION ALL ")}) counts`, params.values);
+  const { rows } = await pool.query<{ total: string }>(
+    `SELECT sum(n)::text AS total FROM (${parts.join(" UNION ALL ")}) counts`,
+    params.values,
+  );
   const total = Number(rows[0]?.total ?? 0);
   return limit === null ? total : Math.min(total, limit);
 }

@@ -77,7 +77,11 @@ export function checkRevocationTable(target: RevocationTable): Diagnostic[] {
     });
   }
   if (!table.privileges.insert) {
-    found.push({ level: "error", message: `revocations ${table.display}: the database user may not INSERT into it`, hint: `GRANT INSERT, SELECT ON ${table.sql} TO <purger's user>;` });
+    found.push({
+      level: "error",
+      message: `revocations ${table.display}: the database user may not INSERT into it`,
+      hint: `GRANT INSERT, SELECT ON ${table.sql} TO <purger's user>;`,
+    });
   }
   if (!target.reason) found.push({ level: "warn", message: `revocations ${table.display}: no reason column, reasons are not recorded` });
   return found;

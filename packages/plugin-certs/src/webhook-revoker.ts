@@ -61,7 +61,10 @@ export function createWebhookRevoker(options: WebhookRevokerOptions): Revoker {
             ? `webhook ${target} did not answer within ${options.timeout}`
             : `webhook ${target} unreachable: ${scrub(causeMessage(error))}`;
         }
-        request.log.warn({ event: "certs:webhook:retry", serial: request.serial, attempt, of: options.attempts, problem: lastProblem }, "revocation webhook failed");
+        request.log.warn(
+          { event: "certs:webhook:retry", serial: request.serial, attempt, of: options.attempts, problem: lastProblem },
+          "revocation webhook failed",
+        );
         if (attempt < options.attempts) {
           const backoff = RETRY_BASE_MS * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
           await sleep(Math.min(RETRY_AFTER_CAP_MS, Math.max(backoff, retryAfterMs ?? 0)), undefined, { signal: request.signal });

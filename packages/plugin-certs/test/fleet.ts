@@ -44,7 +44,11 @@ export async function createFleet(pool: pg.Pool, options: { uniqueRevocations?: 
 }
 
 /** Certificates: `[id, serial, not_after offset from now in hours (null: none), status]`. */
-export async function addCertificates(pool: pg.Pool, fleet: Fleet, rows: Array<[number, string | null, number | null, string?]>): Promise<void> {
+export async function addCertificates(
+  pool: pg.Pool,
+  fleet: Fleet,
+  rows: Array<[number, string | null, number | null, string?]>,
+): Promise<void> {
   for (const [id, serial, hours, status] of rows) {
     await pool.query(
       `INSERT INTO ${fleet.t("certificates")} (id, serial, not_after, status)
@@ -83,7 +87,12 @@ export async function revocations(pool: pg.Pool, fleet: Fleet, table = "revocati
 export function fleetOptions(fleet: Fleet, revoker?: Record<string, unknown>): Record<string, unknown> {
   return {
     certificates: { table: fleet.t("certificates"), serial: "serial", notAfter: "not_after", status: "status", reason: "revoke_reason" },
-    credentials: { table: fleet.t("credentials"), certificates: ["robot_certificate_id", "ca_certificate_id"], status: "status", expiresAt: "expires_at" },
+    credentials: {
+      table: fleet.t("credentials"),
+      certificates: ["robot_certificate_id", "ca_certificate_id"],
+      status: "status",
+      expiresAt: "expires_at",
+    },
     revoker: revoker ?? { table: { table: fleet.t("revocations") } },
   };
 }
@@ -95,7 +104,13 @@ export function captureLogger(): Logger & { lines: string[] } {
     const write = (level: string) => (obj: object, msg?: string) => {
       lines.push(JSON.stringify({ level, ...bindings, ...obj, msg }));
     };
-    return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error"), child: (more) => make({ ...bindings, ...more }) };
+    return {
+      debug: write("debug"),
+      info: write("info"),
+      warn: write("warn"),
+      error: write("error"),
+      child: (more) => make({ ...bindings, ...more }),
+    };
   };
   return Object.assign(make({}), { lines });
 }

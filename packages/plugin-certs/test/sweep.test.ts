@@ -38,32 +38,54 @@ async function seed(fleet: Fleet): Promise<void> {
   ]);
 }
 
-const expectedCertificates = { 1: "expired", 2: "active", 3: "expired", 4: "active", 5: "revoked", 6: "revoked", 7: "revoking", 8: "expired", 9: "active" };
-const expectedCredentials = { 101: "expired", 102: "active", 103: "expired", 104: "expired", 105: "expired", 106: "active", 107: "revoked", 108: "active" };
+const expectedCertificates = {
+  1: "expired",
+  2: "active",
+  3: "expired",
+  4: "active",
+  5: "revoked",
+  6: "revoked",
+  7: "revoking",
+  8: "expired",
+  9: "active",
+};
+const expectedCredentials = {
+  101: "expired",
+  102: "active",
+  103: "expired",
+  104: "expired",
+  105: "expired",
+  106: "active",
+  107: "revoked",
+  108: "active",
+};
 
 describe("sweep", () => {
-  it.each([1000, 2, 1])("expires certificates and credentials and revokes pending certificates (batchSize %i); a second sweep changes nothing", async (batchSize) => {
-    const fleet = await createFleet(db.pool);
-    await seed(fleet);
-    const events = new PurgerEventEmitter();
-    let total: number | null = null;
-    events.on("run:start", (e) => (total = e.total));
+  it.each([1000, 2, 1])(
+    "expires certificates and credentials and revokes pending certificates (batchSize %i); a second sweep changes nothing",
+    async (batchSize) => {
+      const fleet = await createFleet(db.pool);
+      await seed(fleet);
+      const events = new PurgerEventEmitter();
+      let total: number | null = null;
+      events.on("run:start", (e) => (total = e.total));
 
-    const first = await runPlugin(certs, { pool: db.pool, id: fleet.schema, options: fleetOptions(fleet), batchSize, events });
-    expect(first.status).toBe("succeeded");
-    expect(await statuses(db.pool, fleet, "certificates")).toEqual(expectedCertificates);
-    expect(await statuses(db.pool, fleet, "credentials")).toEqual(expectedCredentials);
-    expect(await revocations(db.pool, fleet)).toEqual([{ serial: "06", reason: "unspecified" }]);
-    expect(first.tables).toEqual({ certificates_expired: 2, certificates_revoked: 1, credentials_expired: 4 });
-    expect(first.processed).toBe(7);
-    expect(total).toBe(7);
+      const first = await runPlugin(certs, { pool: db.pool, id: fleet.schema, options: fleetOptions(fleet), batchSize, events });
+      expect(first.status).toBe("succeeded");
+      expect(await statuses(db.pool, fleet, "certificates")).toEqual(expectedCertificates);
+      expect(await statuses(db.pool, fleet, "credentials")).toEqual(expectedCredentials);
+      expect(await revocations(db.pool, fleet)).toEqual([{ serial: "06", reason: "unspecified" }]);
+      expect(first.tables).toEqual({ certificates_expired: 2, certificates_revoked: 1, credentials_expired: 4 });
+      expect(first.processed).toBe(7);
+      expect(total).toBe(7);
 
-    const second = await runPlugin(certs, { pool: db.pool, id: fleet.schema, options: fleetOptions(fleet), batchSize });
-    expect(second).toMatchObject({ status: "succeeded", processed: 0 });
-    expect(await statuses(db.pool, fleet, "certificates")).toEqual(expectedCertificates);
-    expect(await statuses(db.pool, fleet, "credentials")).toEqual(expectedCredentials);
-    expect(await revocations(db.pool, fleet)).toHaveLength(1);
-  });
+      const second = await runPlugin(certs, { pool: db.pool, id: fleet.schema, options: fleetOptions(fleet), batchSize });
+      expect(second).toMatchObject({ status: "succeeded", processed: 0 });
+      expect(await statuses(db.pool, fleet, "certificates")).toEqual(expectedCertificates);
+      expect(await statuses(db.pool, fleet, "credentials")).toEqual(expectedCredentials);
+      expect(await revocations(db.pool, fleet)).toHaveLength(1);
+    },
+  );
 
   it("revokes a pending certificate once its serial appears, with the reason kept for it", async () => {
     const fleet = await createFleet(db.pool);

@@ -35,7 +35,12 @@ export async function startWebhookServer(answer: WebhookServer["answer"] = () =>
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8");
-      const recorded: RecordedRequest = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: text ? JSON.parse(text) : null };
+      const recorded: RecordedRequest = {
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: text ? JSON.parse(text) : null,
+      };
       if (req.method === "POST") state.requests.push(recorded);
       const reply = req.method === "POST" ? state.answer(state.requests.length, recorded) : { status: 405 };
       const send = () => {

@@ -33,7 +33,11 @@ async function revokeThrough(replies: Reply[], extra: { timeout?: string; maxAtt
   log = captureLogger();
   const options = fleetOptions(fleet, { webhook: { url: hook.url, token: TOKEN, ...(extra.timeout ? { timeout: extra.timeout } : {}) } });
   const [item] = await runBin(certs, {
-    pool: db.pool, id: fleet.schema, options, log, maxAttempts: extra.maxAttempts ?? 3,
+    pool: db.pool,
+    id: fleet.schema,
+    options,
+    log,
+    maxAttempts: extra.maxAttempts ?? 3,
     items: [{ handler: "revoke", payload: { id: 1, reason: "keyCompromise" } }],
   });
   return { item: item!, status: (await statuses(db.pool, fleet, "certificates"))[1], fleet };
