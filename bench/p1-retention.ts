@@ -92,7 +92,14 @@ async function main(): Promise<void> {
             counts.reference = await c.reference(client, c.batchSize).finally(() => client.release());
             times.reference = performance.now() - t0;
           } else {
-            const result = await runPlugin(retention, { pool, id: `p1-${c.table}-${c.batchSize}`, options: c.options, retention: "5d", batchSize: c.batchSize, now: NOW });
+            const result = await runPlugin(retention, {
+              pool,
+              id: `p1-${c.table}-${c.batchSize}`,
+              options: c.options,
+              retention: "5d",
+              batchSize: c.batchSize,
+              now: NOW,
+            });
             if (result.status !== "succeeded") throw new Error(`purger run ${result.status}: ${result.error ?? ""}`);
             counts.purger = result.processed;
             times.purger = result.durationMs;
@@ -101,7 +108,8 @@ async function main(): Promise<void> {
         best = { reference: Math.min(best.reference, times.reference), purger: Math.min(best.purger, times.purger) };
         log(`  ${c.name} #${i + 1}: reference ${seconds(times.reference)}, purger ${seconds(times.purger)}`);
       }
-      if (counts.purger !== counts.reference) throw new Error(`${c.name}: purger deleted ${counts.purger} rows, the reference ${counts.reference}`);
+      if (counts.purger !== counts.reference)
+        throw new Error(`${c.name}: purger deleted ${counts.purger} rows, the reference ${counts.reference}`);
       const ratio = best.reference / best.purger;
       const line = `P1 ${c.name} ratio=${ratio.toFixed(2)} (purger ${seconds(best.purger)}, reference ${seconds(best.reference)}, ${counts.purger} rows, ${Math.round(counts.purger / (best.purger / 1000))} rows/s)`;
       log(line);

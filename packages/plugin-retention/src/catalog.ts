@@ -203,7 +203,11 @@ export async function loadReferencingKeys(db: Queryable, oid: number): Promise<F
   );
   return result.rows.map((r) => ({
     name: r.name,
-    table: { oid: Number(r.oid), display: `${displayIdent(r.schema)}.${displayIdent(r.rel)}`, sql: `${quoteIdent(r.schema)}.${quoteIdent(r.rel)}` },
+    table: {
+      oid: Number(r.oid),
+      display: `${displayIdent(r.schema)}.${displayIdent(r.rel)}`,
+      sql: `${quoteIdent(r.schema)}.${quoteIdent(r.rel)}`,
+    },
     columns: r.columns,
     onDelete: r.on_delete,
   }));

@@ -15,20 +15,58 @@ export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[
   const target = plan.table.display;
 
   out.push(
-    indexDiagnostic(plan.table, [plan.clock], plan.order, `the clock column ${target}.${displayIdent(plan.clock.name)}`, "every batch scans the table to find old rows"),
+    indexDiagnostic(
+      plan.table,
+      [plan.clock],
+      plan.order,
+      `the clock column ${target}.${displayIdent(plan.clock.name)}`,
+      "every batch scans the table to find old rows",
+    ),
   );
   for (const ref of plan.referencedBy) {
-    out.push(indexDiagnostic(ref.table, [ref.column], [ref.column], `unlessReferencedBy ${ref.table.display}.${displayIdent(ref.column.name)}`, "every row checked scans that table"));
+    out.push(
+      indexDiagnostic(
+        ref.table,
+        [ref.column],
+        [ref.column],
+        `unlessReferencedBy ${ref.table.display}.${displayIdent(ref.column.name)}`,
+        "every row checked scans that table",
+      ),
+    );
   }
   for (const ref of plan.references) {
-    out.push(indexDiagnostic(ref.table, [ref.key], [ref.key], `unlessReferences ${ref.table.display}.${displayIdent(ref.key.name)}`, "every row checked scans that table"));
+    out.push(
+      indexDiagnostic(
+        ref.table,
+        [ref.key],
+        [ref.key],
+        `unlessReferences ${ref.table.display}.${displayIdent(ref.key.name)}`,
+        "every row checked scans that table",
+      ),
+    );
   }
   for (const c of plan.cascade) {
-    out.push(indexDiagnostic(c.table, [c.column], [c.column], `cascade ${c.table.display}.${displayIdent(c.column.name)}`, "every batch scans that table to find the children"));
+    out.push(
+      indexDiagnostic(
+        c.table,
+        [c.column],
+        [c.column],
+        `cascade ${c.table.display}.${displayIdent(c.column.name)}`,
+        "every batch scans that table to find the children",
+      ),
+    );
   }
   if (plan.keepLatest && plan.keepLatest.per.length > 0) {
     const cols = [...plan.keepLatest.per, ...plan.order];
-    out.push(indexDiagnostic(plan.table, plan.keepLatest.per, cols, `keepLatest per (${plan.keepLatest.per.map((c) => c.name).join(", ")})`, "finding each group's newest rows scans the table"));
+    out.push(
+      indexDiagnostic(
+        plan.table,
+        plan.keepLatest.per,
+        cols,
+        `keepLatest per (${plan.keepLatest.per.map((c) => c.name).join(", ")})`,
+        "finding each group's newest rows scans the table",
+      ),
+    );
   }
 
   const privilege = plan.action === "delete" ? "DELETE" : "UPDATE";
@@ -41,7 +79,11 @@ export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[
   for (const row of privileges.rows) {
     if (row.ok) continue;
     const t = tables.find((x) => x.oid === Number(row.oid))!;
-    out.push({ level: "error", message: `the database user may not SELECT and ${privilege} rows of ${t.display}`, hint: `GRANT SELECT, ${privilege} ON ${t.sql} TO <purger's user>;` });
+    out.push({
+      level: "error",
+      message: `the database user may not SELECT and ${privilege} rows of ${t.display}`,
+      hint: `GRANT SELECT, ${privilege} ON ${t.sql} TO <purger's user>;`,
+    });
   }
 
   if (plan.action === "delete") {
@@ -51,7 +93,9 @@ export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[
     for (const { table: t, before } of targets) {
       for (const fk of await loadReferencingKeys(db, t.oid)) {
         if (fk.onDelete === "c" || fk.onDelete === "n" || fk.onDelete === "d") continue;
-        const listed = [...plan.cascade, ...plan.referencedBy].some((c) => c.table.oid === fk.table.oid && fk.columns.length === 1 && fk.columns[0] === c.column.name);
+        const listed = [...plan.cascade, ...plan.referencedBy].some(
+          (c) => c.table.oid === fk.table.oid && fk.columns.length === 1 && fk.columns[0] === c.column.name,
+        );
         // A table whose rows of the batch are deleted earlier (refresh tokens before the access tokens they point to).
         const deletedEarlier = plan.cascade.slice(0, before).some((c) => c.table.oid === fk.table.oid);
         const selfChain = fk.table.oid === t.oid;
@@ -71,7 +115,10 @@ function indexDiagnostic(table: TableInfo, leading: ColumnInfo[], suggested: Col
   const nums = leading.map((c) => c.num);
   const index = table.indexes.find((i) => i.valid && i.method === "btree" && nums.every((n, k) => i.columns[k] === n));
   if (index) {
-    return { level: "ok", message: `${what}: served by index "${index.name}"${index.partial ? " (a partial index: its predicate must cover the entry's conditions)" : ""}` };
+    return {
+      level: "ok",
+      message: `${what}: served by index "${index.name}"${index.partial ? " (a partial index: its predicate must cover the entry's conditions)" : ""}`,
+    };
   }
   const columns = suggested.map((c) => quoteIdent(c.name)).join(", ");
   return {

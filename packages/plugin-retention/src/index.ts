@@ -54,16 +54,29 @@ export default definePlugin<RetentionOptions, RetentionState>({
     const plan = await resolvePlan(ctx.pool, ctx.options, ctx.entry.id);
     const state: RetentionState = {
       plan,
-      batch: { first: buildBatch(plan, false, false), next: buildBatch(plan, true, false), dryFirst: buildBatch(plan, false, true), dryNext: buildBatch(plan, true, true) },
+      batch: {
+        first: buildBatch(plan, false, false),
+        next: buildBatch(plan, true, false),
+        dryFirst: buildBatch(plan, false, true),
+        dryNext: buildBatch(plan, true, true),
+      },
       cascade:
         plan.cascade.length === 0
           ? null
-          : { first: buildLock(plan, false), next: buildLock(plan, true), children: buildCascadeDeletes(plan), parents: buildDeleteByKeys(plan) },
+          : {
+              first: buildLock(plan, false),
+              next: buildLock(plan, true),
+              children: buildCascadeDeletes(plan),
+              parents: buildDeleteByKeys(plan),
+            },
       count: buildCount(plan),
       explainCount: buildExplainCount(plan),
       countAll: buildCountAll(plan),
     };
-    ctx.log.debug({ table: plan.table.display, sql: state.cascade ? state.cascade.next.text : state.batch.next.text }, "retention statement prepared");
+    ctx.log.debug(
+      { table: plan.table.display, sql: state.cascade ? state.cascade.next.text : state.batch.next.text },
+      "retention statement prepared",
+    );
     return state;
   },
 
@@ -75,7 +88,9 @@ export default definePlugin<RetentionOptions, RetentionState>({
     // The planner's estimate costs a plan, not a scan; a small backlog is then counted exactly
     // (cheap, and the progress bar ends at its true total). A large one keeps the estimate: an
     // exact count of millions of rows would cost a noticeable share of the run itself (QUALITY P1).
-    const explained = await ctx.pool.query<{ "QUERY PLAN": Array<{ Plan: { "Plan Rows": number } }> }>(bind(ctx.state.explainCount, runValues(ctx)));
+    const explained = await ctx.pool.query<{ "QUERY PLAN": Array<{ Plan: { "Plan Rows": number } }> }>(
+      bind(ctx.state.explainCount, runValues(ctx)),
+    );
     const planned = Math.round(explained.rows[0]?.["QUERY PLAN"][0]?.Plan["Plan Rows"] ?? 0);
     if (planned > EXACT_ESTIMATE_LIMIT) return planned;
     const exact = await countQualifying(ctx, EXACT_ESTIMATE_LIMIT + 1);
@@ -150,7 +165,10 @@ async function singleStatementBatch(ctx: BatchContext<RetentionOptions, Retentio
 }
 
 /** With cascade: lock the batch, delete its children in the order listed, then the rows themselves. */
-async function cascadeBatch(ctx: BatchContext<RetentionOptions, RetentionState>, statements: NonNullable<RetentionState["cascade"]>): Promise<BatchResult> {
+async function cascadeBatch(
+  ctx: BatchContext<RetentionOptions, RetentionState>,
+  statements: NonNullable<RetentionState["cascade"]>,
+): Promise<BatchResult> {
   const { plan } = ctx.state;
   const cursor = cursorValues(ctx.cursor, plan);
   const lock = cursor ? statements.next : statements.first;
@@ -174,7 +192,9 @@ async function cascadeBatch(ctx: BatchContext<RetentionOptions, RetentionState>,
   tables[plan.table.display] = (tables[plan.table.display] ?? 0) + processed;
 
   const keyIndexes = plan.keys.map((k) => plan.order.indexOf(k));
-  const sample = rows.slice(0, SAMPLE_SIZE).map((r) => (keyIndexes.length === 1 ? r[keyIndexes[0]!]! : `(${keyIndexes.map((i) => r[i]).join(",")})`));
+  const sample = rows
+    .slice(0, SAMPLE_SIZE)
+    .map((r) => (keyIndexes.length === 1 ? r[keyIndexes[0]!]! : `(${keyIndexes.map((i) => r[i]).join(",")})`));
   return {
     processed,
     cursor: rows[rows.length - 1]!.slice(0, plan.order.length),
@@ -199,7 +219,8 @@ async function run<R extends pg.QueryResultRow>(
   } catch (error) {
     const pgError = error as { code?: string; constraint?: string; table?: string; schema?: string };
     if (pgError.code !== "23503") throw error;
-    const referencing = pgError.schema && pgError.table ? `${displayIdent(pgError.schema)}.${displayIdent(pgError.table)}` : "another table";
+    const referencing =
+      pgError.schema && pgError.table ? `${displayIdent(pgError.schema)}.${displayIdent(pgError.table)}` : "another table";
     const columns = await constraintColumns(ctx.pool, pgError).catch(() => null);
     const column = columns?.length === 1 ? columns[0]! : "<its column>";
     throw new PurgerError(

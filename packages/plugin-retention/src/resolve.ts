@@ -89,7 +89,10 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
       if (keys.includes(c)) throw new PurgerError("CONFIG", `\`set\` cannot change the key column "${name}" (${where(`set.${name}`)})`);
       if (value !== null && typeof value === "object") {
         if (!TIMESTAMP_TYPES.has(c.type.base)) {
-          throw new PurgerError("CONFIG", `{ now: true } needs a timestamptz, timestamp or date column; "${name}" is ${c.type.name} (${where(`set.${name}`)})`);
+          throw new PurgerError(
+            "CONFIG",
+            `{ now: true } needs a timestamptz, timestamp or date column; "${name}" is ${c.type.name} (${where(`set.${name}`)})`,
+          );
         }
         set.push({ column: c, now: true });
       } else {
@@ -98,7 +101,9 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
       }
     }
   } else if (options.set) {
-    throw new PurgerError("CONFIG", `\`set\` is only used with action: update (${where("set")})`, { hint: "add `action: update`, or remove `set`" });
+    throw new PurgerError("CONFIG", `\`set\` is only used with action: update (${where("set")})`, {
+      hint: "add `action: update`, or remove `set`",
+    });
   }
 
   const referencedBy = [];
@@ -106,7 +111,10 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
     const path = `unlessReferencedBy[${i}]`;
     const t = await tableAt(next++);
     const c = column(t, r.column, where(`${path}.column`));
-    const references = r.references === undefined ? singleKey(keys, table, where(`${path}.references`)) : column(table, r.references, where(`${path}.references`));
+    const references =
+      r.references === undefined
+        ? singleKey(keys, table, where(`${path}.references`))
+        : column(table, r.references, where(`${path}.references`));
     compatible(c, references, where(path));
     referencedBy.push({ table: t, column: c, references, where: conditions(t, r.where, `${path}.where`) });
   }
@@ -139,15 +147,23 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
       const parentTable = await tableAt(next++);
       const matches = cascadeTables.flatMap((ct, j) => (ct.oid === parentTable.oid ? [j] : []));
       if (matches.length !== 1) {
-        throw new PurgerError("CONFIG", `cascade parent "${c.parent}" must be the table of exactly one other cascade entry; it is of ${matches.length} (${where(`${path}.parent`)})`, {
-          hint: "a cascade entry hangs off the entry's table (no `parent`) or off another cascade entry's table",
-        });
+        throw new PurgerError(
+          "CONFIG",
+          `cascade parent "${c.parent}" must be the table of exactly one other cascade entry; it is of ${matches.length} (${where(`${path}.parent`)})`,
+          {
+            hint: "a cascade entry hangs off the entry's table (no `parent`) or off another cascade entry's table",
+          },
+        );
       }
       parent = matches[0]!;
       if (parent <= i) {
-        throw new PurgerError("CONFIG", `cascade[${i}] (${t.display}) hangs off cascade[${parent}] (${parentTable.display}), which would be deleted before it (${where(`${path}.parent`)})`, {
-          hint: "cascade entries are deleted in the order listed: list a grandchild before its parent",
-        });
+        throw new PurgerError(
+          "CONFIG",
+          `cascade[${i}] (${t.display}) hangs off cascade[${parent}] (${parentTable.display}), which would be deleted before it (${where(`${path}.parent`)})`,
+          {
+            hint: "cascade entries are deleted in the order listed: list a grandchild before its parent",
+          },
+        );
       }
     }
     const parentTable = parent === null ? table : cascadeTables[parent]!;
@@ -161,7 +177,8 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
 
   let keepLatest: Plan["keepLatest"] = null;
   if (options.keepLatest) {
-    const per = options.keepLatest.per === undefined ? [] : Array.isArray(options.keepLatest.per) ? options.keepLatest.per : [options.keepLatest.per];
+    const per =
+      options.keepLatest.per === undefined ? [] : Array.isArray(options.keepLatest.per) ? options.keepLatest.per : [options.keepLatest.per];
     keepLatest = { count: options.keepLatest.count, per: per.map((name) => column(table, name, where(`keepLatest.per`))) };
   }
 
@@ -195,7 +212,9 @@ async function missingTable(db: Queryable, ref: TableRef, where: string): Promis
 
 function requireTable(table: TableInfo, where: string): void {
   if (table.kind !== "r" && table.kind !== "p") {
-    throw new PurgerError("CONFIG", `${table.display} is not a table (relkind ${table.kind}) (${where})`, { hint: "name the table itself, not a view" });
+    throw new PurgerError("CONFIG", `${table.display} is not a table (relkind ${table.kind}) (${where})`, {
+      hint: "name the table itself, not a view",
+    });
   }
 }
 
@@ -234,9 +253,13 @@ function checkFormat(table: TableInfo, clock: ColumnInfo, format: ColumnFormat, 
         : TIMESTAMP_TYPES.has(base)
           ? "columnFormat: timestamp (the default)"
           : "a timestamptz, timestamp, date, numeric, uuid or text clock column";
-  throw new PurgerError("CONFIG", `columnFormat "${format}" cannot read column ${table.display}.${clock.name} of type ${clock.type.name} (${where})`, {
-    hint: `use ${suggestion}`,
-  });
+  throw new PurgerError(
+    "CONFIG",
+    `columnFormat "${format}" cannot read column ${table.display}.${clock.name} of type ${clock.type.name} (${where})`,
+    {
+      hint: `use ${suggestion}`,
+    },
+  );
 }
 
 function resolveKeys(table: TableInfo, key: string | string[] | undefined, where: string): ColumnInfo[] {
@@ -250,24 +273,37 @@ function resolveKeys(table: TableInfo, key: string | string[] | undefined, where
   }
   const keys = (Array.isArray(key) ? key : [key]).map((name) => column(table, name, where));
   for (const k of keys) {
-    if (!k.notNull) throw new PurgerError("CONFIG", `key column "${k.name}" of ${table.display} may be NULL; the key must be NOT NULL (${where})`);
+    if (!k.notNull)
+      throw new PurgerError("CONFIG", `key column "${k.name}" of ${table.display} may be NULL; the key must be NOT NULL (${where})`);
   }
   const nums = new Set(keys.map((k) => k.num));
-  const unique = table.indexes.some((i) => i.unique && i.valid && !i.partial && i.columns.length === nums.size && i.columns.every((n) => nums.has(n)));
+  const unique = table.indexes.some(
+    (i) => i.unique && i.valid && !i.partial && i.columns.length === nums.size && i.columns.every((n) => nums.has(n)),
+  );
   if (!unique) {
-    throw new PurgerError("CONFIG", `key (${keys.map((k) => k.name).join(", ")}) is not unique in ${table.display}: no unique index on exactly these columns (${where})`, {
-      hint: "a key that is not unique could touch rows that do not qualify; name the primary key or a uniquely indexed column",
-    });
+    throw new PurgerError(
+      "CONFIG",
+      `key (${keys.map((k) => k.name).join(", ")}) is not unique in ${table.display}: no unique index on exactly these columns (${where})`,
+      {
+        hint: "a key that is not unique could touch rows that do not qualify; name the primary key or a uniquely indexed column",
+      },
+    );
   }
   return keys;
 }
 
 function singleKey(keys: ColumnInfo[], table: TableInfo, where: string): ColumnInfo {
   if (keys.length === 1) return keys[0]!;
-  throw new PurgerError("CONFIG", `${table.display} has ${keys.length === 0 ? "no primary key" : "a key of several columns"}: name the referenced column (${where})`);
+  throw new PurgerError(
+    "CONFIG",
+    `${table.display} has ${keys.length === 0 ? "no primary key" : "a key of several columns"}: name the referenced column (${where})`,
+  );
 }
 
 function compatible(a: ColumnInfo, b: ColumnInfo, where: string): void {
   if (a.type.category === b.type.category) return;
-  throw new PurgerError("CONFIG", `column "${a.name}" (${a.type.name}) cannot reference "${b.name}" (${b.type.name}): different kinds of types (${where})`);
+  throw new PurgerError(
+    "CONFIG",
+    `column "${a.name}" (${a.type.name}) cannot reference "${b.name}" (${b.type.name}): different kinds of types (${where})`,
+  );
 }

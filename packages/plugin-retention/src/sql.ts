@@ -179,7 +179,12 @@ export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean)
     change = `DELETE FROM ${plan.table.sql} AS ${T} USING batch AS b WHERE ${join} RETURNING 1`;
   } else {
     const assignments = plan.set.map((s) => {
-      const value = "now" in s ? `${p.dynamic("startedAt", TIMESTAMPTZ)}::${s.column.type.sql}` : s.value === null ? "NULL" : p.value(s.value, s.column.type.sql);
+      const value =
+        "now" in s
+          ? `${p.dynamic("startedAt", TIMESTAMPTZ)}::${s.column.type.sql}`
+          : s.value === null
+            ? "NULL"
+            : p.value(s.value, s.column.type.sql);
       return `${s.column.sql} = ${value}`;
     });
     change = `UPDATE ${plan.table.sql} AS ${T} SET ${assignments.join(", ")} FROM batch AS b WHERE ${join} RETURNING 1`;

@@ -48,7 +48,16 @@ describe("check (the index doctor)", () => {
   it("is content when every index is there", async () => {
     const pool = db.pool();
     await pool.query(`CREATE INDEX sessions_finished_at ON sessions (finished_at); CREATE INDEX ON tokens (session_id)`);
-    const diagnostics = await checkPlugin(retention, { pool, options: { table: "sessions", column: "finished_at", cascade: [{ table: "tokens", column: "session_id" }], unlessReferencedBy: [{ table: "logins", column: "session_id" }] }, retention: "30d" });
+    const diagnostics = await checkPlugin(retention, {
+      pool,
+      options: {
+        table: "sessions",
+        column: "finished_at",
+        cascade: [{ table: "tokens", column: "session_id" }],
+        unlessReferencedBy: [{ table: "logins", column: "session_id" }],
+      },
+      retention: "30d",
+    });
     expect(diagnostics.filter((d) => d.level !== "ok")).toEqual([
       {
         level: "warn",
@@ -59,9 +68,17 @@ describe("check (the index doctor)", () => {
   });
 
   it("describes the target in one line", () => {
-    expect(retention.describe!({ table: "oauth2_access_tokens", column: "revoked_at", columnFormat: "timestamp", action: "delete" })).toBe("oauth2_access_tokens.revoked_at");
-    expect(retention.describe!({ table: "user_sessions", column: "last_active_at", columnFormat: "timestamp", action: "update", set: { last_active_ip: null } })).toBe(
-      "user_sessions.last_active_at → update last_active_ip",
+    expect(retention.describe!({ table: "oauth2_access_tokens", column: "revoked_at", columnFormat: "timestamp", action: "delete" })).toBe(
+      "oauth2_access_tokens.revoked_at",
     );
+    expect(
+      retention.describe!({
+        table: "user_sessions",
+        column: "last_active_at",
+        columnFormat: "timestamp",
+        action: "update",
+        set: { last_active_ip: null },
+      }),
+    ).toBe("user_sessions.last_active_at → update last_active_ip");
   });
 });

@@ -61,7 +61,9 @@ describe("delete", () => {
     const pool = db.pool();
     // The cutoff is 2026-02-28 12:00 UTC; the values are far enough from it to hold in any time zone.
     await pool.query(`CREATE TABLE naive (id int PRIMARY KEY, ts timestamp, d date)`);
-    await pool.query(`INSERT INTO naive VALUES (1, '2026-02-27 20:00', '2026-02-26'), (2, '2026-02-27 12:00', '2026-02-27'), (3, '2026-03-01 03:00', '2026-03-02')`);
+    await pool.query(
+      `INSERT INTO naive VALUES (1, '2026-02-27 20:00', '2026-02-26'), (2, '2026-02-27 12:00', '2026-02-27'), (3, '2026-03-01 03:00', '2026-03-02')`,
+    );
     expect((await run(pool, { table: "naive", column: "d" }, { dryRun: true })).processed).toBe(2);
     expect((await run(pool, { table: "naive", column: "ts" })).processed).toBe(2);
     expect(await ids(pool, "naive")).toEqual([3]);
@@ -70,7 +72,9 @@ describe("delete", () => {
   it("a dry run counts and samples what a real run deletes, and changes nothing", async () => {
     const pool = db.pool();
     await pool.query(`CREATE TABLE dry (id int PRIMARY KEY, ts timestamptz)`);
-    await pool.query(`INSERT INTO dry SELECT g, $1::timestamptz - g * interval '1 hour' FROM generate_series(1, 100) g`, [NOW.toISOString()]);
+    await pool.query(`INSERT INTO dry SELECT g, $1::timestamptz - g * interval '1 hour' FROM generate_series(1, 100) g`, [
+      NOW.toISOString(),
+    ]);
     const dry = await run(pool, { table: "dry", column: "ts" }, { batchSize: 7, dryRun: true });
     expect(dry).toMatchObject({ status: "succeeded", dryRun: true, processed: 76 });
     expect(dry.sample).toEqual(["100", "99", "98", "97", "96", "95", "94", "93", "92", "91"]);
@@ -83,7 +87,9 @@ describe("delete", () => {
   it("guards count exactly before the first change and stop the run (R8)", async () => {
     const pool = db.pool();
     await pool.query(`CREATE TABLE guarded (id int PRIMARY KEY, ts timestamptz)`);
-    await pool.query(`INSERT INTO guarded SELECT g, $1::timestamptz - g * interval '1 hour' FROM generate_series(1, 40) g`, [NOW.toISOString()]);
+    await pool.query(`INSERT INTO guarded SELECT g, $1::timestamptz - g * interval '1 hour' FROM generate_series(1, 40) g`, [
+      NOW.toISOString(),
+    ]);
     const byRows = await run(pool, { table: "guarded", column: "ts" }, { guard: { maxRows: 10 } });
     expect(byRows).toMatchObject({ status: "guarded", processed: 0 });
     expect(byRows.guard).toContain("counted 11");
@@ -91,7 +97,10 @@ describe("delete", () => {
     expect(byFraction).toMatchObject({ status: "guarded" });
     expect(byFraction.guard).toContain("of 40 items");
     expect((await ids(pool, "guarded")).length).toBe(40);
-    expect(await run(pool, { table: "guarded", column: "ts" }, { guard: { maxRows: 16, maxFraction: 0.5 } })).toMatchObject({ status: "succeeded", processed: 16 });
+    expect(await run(pool, { table: "guarded", column: "ts" }, { guard: { maxRows: 16, maxFraction: 0.5 } })).toMatchObject({
+      status: "succeeded",
+      processed: 16,
+    });
   });
 });
 
@@ -99,7 +108,9 @@ describe("where", () => {
   it("scalars, null, lists (with null) and enums in their own type", async () => {
     const pool = db.pool();
     await pool.query(`CREATE TYPE "Job Status" AS ENUM ('queued', 'running', 'completed', 'failed')`);
-    await pool.query(`CREATE TABLE jobs (id int PRIMARY KEY, finished_at timestamptz, status "Job Status" NOT NULL, queue text, attempts int, urgent boolean)`);
+    await pool.query(
+      `CREATE TABLE jobs (id int PRIMARY KEY, finished_at timestamptz, status "Job Status" NOT NULL, queue text, attempts int, urgent boolean)`,
+    );
     const old = ago(2 * DAY);
     await pool.query(
       `INSERT INTO jobs VALUES
@@ -108,7 +119,8 @@ describe("where", () => {
         (7, $1, 'failed', NULL, 5, false)`,
       [old, ago(1000)],
     );
-    const dry = (options: Record<string, unknown>) => run(pool, { table: "jobs", column: "finished_at", ...options }, { dryRun: true, batchSize: 2 });
+    const dry = (options: Record<string, unknown>) =>
+      run(pool, { table: "jobs", column: "finished_at", ...options }, { dryRun: true, batchSize: 2 });
     expect((await dry({ where: { status: ["completed", "failed"] } })).sample).toEqual(["1", "2", "5", "7"]);
     expect((await dry({ where: { status: "completed", queue: "mail" } })).sample).toEqual(["1"]);
     expect((await dry({ where: { queue: null } })).sample).toEqual(["4", "7"]);
@@ -162,9 +174,18 @@ describe("epoch clocks", () => {
 describe("identifiers", () => {
   it("a table with capitals, spaces and quotes in a schema with capitals and spaces", async () => {
     const pool = db.pool();
-    await pool.query(`CREATE SCHEMA "My Schema"; CREATE TABLE "My Schema"."Weird ""Name"" x" ("Row ID" int PRIMARY KEY, "Revoked At" timestamptz, "Kind" text)`);
-    await pool.query(`INSERT INTO "My Schema"."Weird ""Name"" x" VALUES (1, $1, 'a'), (2, $1, 'b'), (3, $2, 'a'), (4, $1, 'a')`, [ago(2 * DAY), ago(1000)]);
-    const quoted = await run(pool, { table: '"My Schema"."Weird ""Name"" x"', column: "Revoked At", where: { Kind: "a" } }, { batchSize: 1, dryRun: true });
+    await pool.query(
+      `CREATE SCHEMA "My Schema"; CREATE TABLE "My Schema"."Weird ""Name"" x" ("Row ID" int PRIMARY KEY, "Revoked At" timestamptz, "Kind" text)`,
+    );
+    await pool.query(`INSERT INTO "My Schema"."Weird ""Name"" x" VALUES (1, $1, 'a'), (2, $1, 'b'), (3, $2, 'a'), (4, $1, 'a')`, [
+      ago(2 * DAY),
+      ago(1000),
+    ]);
+    const quoted = await run(
+      pool,
+      { table: '"My Schema"."Weird ""Name"" x"', column: "Revoked At", where: { Kind: "a" } },
+      { batchSize: 1, dryRun: true },
+    );
     expect(quoted).toMatchObject({ status: "succeeded", processed: 2 });
     const plain = await run(pool, { table: 'My Schema.Weird "Name" x', column: "Revoked At", where: { Kind: "a" } }, { batchSize: 1 });
     expect(plain).toMatchObject({ status: "succeeded", processed: 2 });
@@ -187,7 +208,9 @@ describe("identifiers", () => {
       message: 'table "users; DROP TABLE x" does not exist in the search_path (entry "test", options.table)',
     });
     await expect(run(pool, { table: "x", column: 'ts"; DROP TABLE x; --' })).rejects.toMatchObject({ code: "TARGET" });
-    await expect(run(pool, { table: "x", column: "ts", where: { 'id" = 1; DROP TABLE x; --': 1 } })).rejects.toMatchObject({ code: "TARGET" });
+    await expect(run(pool, { table: "x", column: "ts", where: { 'id" = 1; DROP TABLE x; --': 1 } })).rejects.toMatchObject({
+      code: "TARGET",
+    });
     await expect(run(pool, { table: 'x"; DROP TABLE x; --.x', column: "ts" })).rejects.toMatchObject({ code: "TARGET" });
     expect(await ids(pool, "x")).toEqual([1]);
   });
@@ -196,8 +219,14 @@ describe("identifiers", () => {
 describe("targets and options that cannot work", () => {
   it("a missing table, column, cascade column or keepLatest.per column is a TARGET error naming it", async () => {
     const pool = db.pool();
-    await pool.query(`CREATE TABLE parents (id int PRIMARY KEY, ts timestamptz, "Group" text); CREATE TABLE kids (id int PRIMARY KEY, parent_id int)`);
-    const fail = (options: Record<string, unknown>) => run(pool, { table: "parents", column: "ts", ...options }).then(() => null, (e: Error & { code: string; hint?: string }) => ({ code: e.code, message: e.message, hint: e.hint }));
+    await pool.query(
+      `CREATE TABLE parents (id int PRIMARY KEY, ts timestamptz, "Group" text); CREATE TABLE kids (id int PRIMARY KEY, parent_id int)`,
+    );
+    const fail = (options: Record<string, unknown>) =>
+      run(pool, { table: "parents", column: "ts", ...options }).then(
+        () => null,
+        (e: Error & { code: string; hint?: string }) => ({ code: e.code, message: e.message, hint: e.hint }),
+      );
     expect(await fail({ table: "public.nope" })).toMatchInlineSnapshot(`
       {
         "code": "TARGET",
@@ -233,7 +262,11 @@ describe("targets and options that cannot work", () => {
 
   it("options the schema cannot serve are CONFIG errors", async () => {
     const pool = db.pool();
-    const fail = (options: Record<string, unknown>) => run(pool, { table: "parents", column: "ts", ...options }).then(() => null, (e: Error & { code: string; hint?: string }) => ({ code: e.code, message: e.message, hint: e.hint }));
+    const fail = (options: Record<string, unknown>) =>
+      run(pool, { table: "parents", column: "ts", ...options }).then(
+        () => null,
+        (e: Error & { code: string; hint?: string }) => ({ code: e.code, message: e.message, hint: e.hint }),
+      );
     expect(await fail({ column: "id", columnFormat: "ulid" })).toMatchInlineSnapshot(`
       {
         "code": "CONFIG",
@@ -241,15 +274,27 @@ describe("targets and options that cannot work", () => {
         "message": "columnFormat "ulid" cannot read column public.parents.id of type int4 (entry "test", options.columnFormat)",
       }
     `);
-    expect(await fail({ column: "Group" })).toMatchObject({ code: "CONFIG", hint: "use columnFormat: ulid or uuidv7 (time in the first 48 bits)" });
-    expect(await fail({ key: "Group" })).toMatchObject({ code: "CONFIG", message: expect.stringContaining('key column "Group" of public.parents may be NULL') });
+    expect(await fail({ column: "Group" })).toMatchObject({
+      code: "CONFIG",
+      hint: "use columnFormat: ulid or uuidv7 (time in the first 48 bits)",
+    });
+    expect(await fail({ key: "Group" })).toMatchObject({
+      code: "CONFIG",
+      message: expect.stringContaining('key column "Group" of public.parents may be NULL'),
+    });
     expect(await fail({ action: "update" })).toMatchObject({ code: "CONFIG" });
     expect(await fail({ set: { ts: null } })).toMatchObject({ code: "CONFIG" });
-    expect(await fail({ action: "update", set: { id: 3 } })).toMatchObject({ code: "CONFIG", message: expect.stringContaining('cannot change the key column "id"') });
+    expect(await fail({ action: "update", set: { id: 3 } })).toMatchObject({
+      code: "CONFIG",
+      message: expect.stringContaining('cannot change the key column "id"'),
+    });
     expect(await fail({ action: "update", set: { Group: { now: true } } })).toMatchObject({ code: "CONFIG" });
     expect(await fail({ colum: "ts" })).toMatchObject({ code: "CONFIG" });
     expect(await fail({ table: "a..b" })).toMatchObject({ code: "CONFIG" });
     await pool.query(`CREATE TABLE nokey (ts timestamptz)`);
-    expect(await fail({ table: "nokey" })).toMatchObject({ code: "CONFIG", message: expect.stringContaining("has no primary key: set `key`") });
+    expect(await fail({ table: "nokey" })).toMatchObject({
+      code: "CONFIG",
+      message: expect.stringContaining("has no primary key: set `key`"),
+    });
   });
 });

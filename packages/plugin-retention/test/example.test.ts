@@ -26,16 +26,27 @@ const expected: Record<string, { processed: number; tables?: Record<string, numb
   },
   "finished-compat-sessions": {
     processed: 100,
-    tables: { "public.compat_sessions": 100, "public.compat_refresh_tokens": 100, "public.compat_access_tokens": 100, "public.compat_sso_logins": 100 },
+    tables: {
+      "public.compat_sessions": 100,
+      "public.compat_refresh_tokens": 100,
+      "public.compat_access_tokens": 100,
+      "public.compat_sso_logins": 100,
+    },
   },
   "finished-user-sessions": { processed: 200, tables: { "public.user_sessions": 200, "public.user_session_authentications": 200 } },
   "authorization-grants": { processed: 100 },
   "device-code-grants": { processed: 100 },
-  "email-authentications": { processed: 100, tables: { "public.user_email_authentications": 100, "public.user_email_authentication_codes": 100 } },
+  "email-authentications": {
+    processed: 100,
+    tables: { "public.user_email_authentications": 100, "public.user_email_authentication_codes": 100 },
+  },
   "user-registrations": { processed: 100 },
   "recovery-sessions": { processed: 100, tables: { "public.user_recovery_sessions": 100, "public.user_recovery_tickets": 100 } },
   "upstream-oauth-sessions": { processed: 200 },
-  "upstream-oauth-links": { processed: 100, tables: { "public.upstream_oauth_links": 100, "public.upstream_oauth_authorization_sessions": 0 } },
+  "upstream-oauth-links": {
+    processed: 100,
+    tables: { "public.upstream_oauth_links": 100, "public.upstream_oauth_authorization_sessions": 0 },
+  },
   "user-session-ips": { processed: 200 },
   "oauth2-session-ips": { processed: 200 },
   "compat-session-ips": { processed: 100 },
@@ -52,7 +63,11 @@ describe("examples/retention (Matrix Authentication Service cleanup jobs)", () =
     await pool.query(await readFile(example("schema.sql"), "utf8"));
     await pool.query(await readFile(example("seed.sql"), "utf8"));
     await migrate(pool, { workerSchema: "purger_worker" });
-    const config = await loadConfig({ configPath: example("purger.yaml"), env: { DATABASE_URL: "postgres://unused" }, resolvePaths: [cliDir] });
+    const config = await loadConfig({
+      configPath: example("purger.yaml"),
+      env: { DATABASE_URL: "postgres://unused" },
+      resolvePaths: [cliDir],
+    });
     expect(config.entries.map((e) => e.id)).toEqual(Object.keys(expected));
 
     for (const entry of config.entries) {
@@ -70,7 +85,8 @@ describe("examples/retention (Matrix Authentication Service cleanup jobs)", () =
 
     const [policy] = (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM policy_data`)).rows;
     expect(policy?.n).toBe(10);
-    const [kept] = (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM oauth2_refresh_tokens WHERE consumed_at IS NOT NULL`)).rows;
+    const [kept] = (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM oauth2_refresh_tokens WHERE consumed_at IS NOT NULL`))
+      .rows;
     expect(kept?.n).toBe(400); // r2 of the sessions still there: its successor r3 is unconsumed
 
     for (const entry of config.entries) {

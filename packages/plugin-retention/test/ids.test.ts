@@ -68,8 +68,15 @@ describe("the clock as a ULID column beside the key", () => {
   it("a text ULID column that is not the key, with a where condition", async () => {
     const pool = db.pool();
     await pool.query(`CREATE TABLE recovery (id serial PRIMARY KEY, ulid text NOT NULL, kind text)`);
-    await pool.query(`INSERT INTO recovery (ulid, kind) VALUES ($1, 'a'), ($2, 'a'), ($3, 'b'), ($4, 'a')`, [ulid(CUTOFF - 5), ulid(CUTOFF), ulid(CUTOFF - 9), ulid(CUTOFF - 1)]);
-    expect(await run(pool, { table: "recovery", column: "ulid", columnFormat: "ulid", where: { kind: "a" } }, { batchSize: 1 })).toMatchObject({ processed: 2 });
+    await pool.query(`INSERT INTO recovery (ulid, kind) VALUES ($1, 'a'), ($2, 'a'), ($3, 'b'), ($4, 'a')`, [
+      ulid(CUTOFF - 5),
+      ulid(CUTOFF),
+      ulid(CUTOFF - 9),
+      ulid(CUTOFF - 1),
+    ]);
+    expect(
+      await run(pool, { table: "recovery", column: "ulid", columnFormat: "ulid", where: { kind: "a" } }, { batchSize: 1 }),
+    ).toMatchObject({ processed: 2 });
     expect(await column(pool, `SELECT id FROM recovery ORDER BY id`)).toEqual([2, 3]);
   });
 });

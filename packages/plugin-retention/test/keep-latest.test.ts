@@ -36,12 +36,10 @@ describe("keepLatest", () => {
   it("ranks among the rows matching `where` (so it protects at least the newest matching rows)", async () => {
     const pool = db.pool();
     await pool.query(`CREATE TABLE jobs (id int PRIMARY KEY, at timestamptz, kind text, queue text NOT NULL)`);
-    await pool.query(`INSERT INTO jobs VALUES (1, $1, 'x', 'q1'), (2, $2, 'y', 'q1'), (3, $3, 'x', 'q1'), (4, $4, 'y', 'q1'), (5, $1, 'x', 'q2'), (6, $2, 'x', 'q2')`, [
-      ago(10 * DAY),
-      ago(9 * DAY),
-      ago(8 * DAY),
-      ago(7 * DAY),
-    ]);
+    await pool.query(
+      `INSERT INTO jobs VALUES (1, $1, 'x', 'q1'), (2, $2, 'y', 'q1'), (3, $3, 'x', 'q1'), (4, $4, 'y', 'q1'), (5, $1, 'x', 'q2'), (6, $2, 'x', 'q2')`,
+      [ago(10 * DAY), ago(9 * DAY), ago(8 * DAY), ago(7 * DAY)],
+    );
     const options = { table: "jobs", column: "at", where: { kind: "x" }, keepLatest: { count: 1, per: ["queue"] } };
     expect(await run(pool, options)).toMatchObject({ processed: 2 });
     expect(await ids(pool, "jobs")).toEqual([2, 3, 4, 6]);

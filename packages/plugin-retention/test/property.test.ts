@@ -50,7 +50,8 @@ function reference(rows: Row[], children: Child[], o: Options): Set<number> {
     if (o.keepLatest) {
       const { count, perGroup } = o.keepLatest;
       const newer = rows.filter(
-        (s) => s.age !== null && matches(s) && (!perGroup || s.grp === r.grp) && (time(s) > time(r) || (time(s) === time(r) && s.id > r.id)),
+        (s) =>
+          s.age !== null && matches(s) && (!perGroup || s.grp === r.grp) && (time(s) > time(r) || (time(s) === time(r) && s.id > r.id)),
       );
       if (newer.length < count) continue;
     }
@@ -64,7 +65,13 @@ function pluginOptions(o: Options): Record<string, unknown> {
     table: "items",
     column: "at",
     ...(o.where === "flag" ? { where: { flag: true } } : o.where === "grp" ? { where: { grp: [0, null] } } : {}),
-    ...(o.referencedBy ? { unlessReferencedBy: [{ table: "children", column: "item_id", ...(o.referencedBy === "active" ? { where: { active: true } } : {}) }] } : {}),
+    ...(o.referencedBy
+      ? {
+          unlessReferencedBy: [
+            { table: "children", column: "item_id", ...(o.referencedBy === "active" ? { where: { active: true } } : {}) },
+          ],
+        }
+      : {}),
     ...(o.keepLatest ? { keepLatest: { count: o.keepLatest.count, ...(o.keepLatest.perGroup ? { per: "grp" } : {}) } } : {}),
   };
 }
@@ -91,7 +98,10 @@ describe("property: exactly the qualifying rows go", () => {
                FROM unnest($1::int[], $2::int[], $3::int[], $4::boolean[]) AS u(id, age, grp, flag)`,
             [rows.map((r) => r.id), rows.map((r) => r.age), rows.map((r) => r.grp), rows.map((r) => r.flag), NOW.toISOString()],
           );
-          await pool.query(`INSERT INTO children (item_id, active) SELECT * FROM unnest($1::int[], $2::boolean[])`, [children.map((c) => c.parent), children.map((c) => c.active)]);
+          await pool.query(`INSERT INTO children (item_id, active) SELECT * FROM unnest($1::int[], $2::boolean[])`, [
+            children.map((c) => c.parent),
+            children.map((c) => c.active),
+          ]);
 
           const expected = reference(rows, children, o);
           const dry = await run(pool, pluginOptions(o), { batchSize, dryRun: true });

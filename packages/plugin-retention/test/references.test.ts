@@ -30,9 +30,18 @@ describe("unlessReferencedBy / unlessReferences", () => {
 
   it("keeps a consumed refresh token while its successor is unconsumed", async () => {
     const pool = db.pool();
-    await pool.query(`CREATE TABLE refresh_tokens (id int PRIMARY KEY, consumed_at timestamptz, next_id int REFERENCES refresh_tokens ON DELETE SET NULL)`);
-    await pool.query(`INSERT INTO refresh_tokens VALUES (7, NULL, NULL), (6, $2, 7), (5, $1, 6), (3, NULL, NULL), (2, $1, 3), (1, $1, 2), (4, $1, NULL)`, [OLD, RECENT]);
-    const options = { table: "refresh_tokens", column: "consumed_at", unlessReferences: [{ column: "next_id", table: "refresh_tokens", where: { consumed_at: null } }] };
+    await pool.query(
+      `CREATE TABLE refresh_tokens (id int PRIMARY KEY, consumed_at timestamptz, next_id int REFERENCES refresh_tokens ON DELETE SET NULL)`,
+    );
+    await pool.query(
+      `INSERT INTO refresh_tokens VALUES (7, NULL, NULL), (6, $2, 7), (5, $1, 6), (3, NULL, NULL), (2, $1, 3), (1, $1, 2), (4, $1, NULL)`,
+      [OLD, RECENT],
+    );
+    const options = {
+      table: "refresh_tokens",
+      column: "consumed_at",
+      unlessReferences: [{ column: "next_id", table: "refresh_tokens", where: { consumed_at: null } }],
+    };
     expect(await run(pool, options, { retention: "30d", batchSize: 1 })).toMatchObject({ status: "succeeded", processed: 3 });
     expect(await ids(pool, "refresh_tokens")).toEqual([2, 3, 6, 7]);
   });
@@ -74,10 +83,14 @@ describe("cascade", () => {
   it("a row referenced from a table not listed fails the batch with the constraint named; nothing is half deleted", async () => {
     const pool = db.pool();
     const before = await snapshot();
-    await pool.query(`CREATE TABLE audit (id int PRIMARY KEY, browser_session_id int REFERENCES browser_sessions); INSERT INTO audit VALUES (1, 2)`);
+    await pool.query(
+      `CREATE TABLE audit (id int PRIMARY KEY, browser_session_id int REFERENCES browser_sessions); INSERT INTO audit VALUES (1, 2)`,
+    );
     const result = await run(pool, options, { retention: "30d" });
     expect(result.status).toBe("failed");
-    expect(result.error).toMatchInlineSnapshot(`"cannot delete rows of public.browser_sessions: rows of public.audit still reference them through foreign key "audit_browser_session_id_fkey" (browser_session_id); the batch was rolled back, nothing was deleted. Add { table: public.audit, column: browser_session_id } to \`cascade\` (delete them too, listed before the table they reference) or to \`unlessReferencedBy\` (keep rows still referenced)"`);
+    expect(result.error).toMatchInlineSnapshot(
+      `"cannot delete rows of public.browser_sessions: rows of public.audit still reference them through foreign key "audit_browser_session_id_fkey" (browser_session_id); the batch was rolled back, nothing was deleted. Add { table: public.audit, column: browser_session_id } to \`cascade\` (delete them too, listed before the table they reference) or to \`unlessReferencedBy\` (keep rows still referenced)"`,
+    );
     expect(await snapshot()).toEqual(before);
     await pool.query(`DROP TABLE audit`);
   });
@@ -85,10 +98,14 @@ describe("cascade", () => {
   it("a cascade child referenced from a table not listed fails the same way", async () => {
     const pool = db.pool();
     const before = await snapshot();
-    await pool.query(`CREATE TABLE token_uses (id int PRIMARY KEY, access_token_id int REFERENCES oauth2_access_tokens); INSERT INTO token_uses VALUES (1, 200)`);
+    await pool.query(
+      `CREATE TABLE token_uses (id int PRIMARY KEY, access_token_id int REFERENCES oauth2_access_tokens); INSERT INTO token_uses VALUES (1, 200)`,
+    );
     const result = await run(pool, options, { retention: "30d" });
     expect(result.status).toBe("failed");
-    expect(result.error).toMatchInlineSnapshot(`"cannot delete rows of public.oauth2_access_tokens: rows of public.token_uses still reference them through foreign key "token_uses_access_token_id_fkey" (access_token_id); the batch was rolled back, nothing was deleted. Add { table: public.token_uses, column: access_token_id } to \`cascade\` (delete them too, listed before the table they reference) or to \`unlessReferencedBy\` (keep rows still referenced)"`);
+    expect(result.error).toMatchInlineSnapshot(
+      `"cannot delete rows of public.oauth2_access_tokens: rows of public.token_uses still reference them through foreign key "token_uses_access_token_id_fkey" (access_token_id); the batch was rolled back, nothing was deleted. Add { table: public.token_uses, column: access_token_id } to \`cascade\` (delete them too, listed before the table they reference) or to \`unlessReferencedBy\` (keep rows still referenced)"`,
+    );
     expect(await snapshot()).toEqual(before);
     await pool.query(`DROP TABLE token_uses`);
   });
@@ -100,7 +117,12 @@ describe("cascade", () => {
     expect(await snapshot()).toEqual(before);
     const real = await run(pool, options, { retention: "30d", batchSize: 1 });
     expect(real).toMatchObject({ status: "succeeded", processed: 2 });
-    expect(real.tables).toEqual({ "public.browser_sessions": 2, "public.oauth2_sessions": 3, "public.oauth2_access_tokens": 4, "public.oauth2_refresh_tokens": 3 });
+    expect(real.tables).toEqual({
+      "public.browser_sessions": 2,
+      "public.oauth2_sessions": 3,
+      "public.oauth2_access_tokens": 4,
+      "public.oauth2_refresh_tokens": 3,
+    });
     expect(dry).toMatchObject({ processed: real.processed, tables: real.tables, sample: ["1", "2"] });
     expect(await snapshot()).toEqual({ browser: [3, 4], sessions: [30, 40, 50], access: [300, 400, 500], refresh: [3000, 5000] });
   });
@@ -110,7 +132,8 @@ describe("cascade", () => {
     const reversed = { ...options, cascade: [options.cascade[2], options.cascade[0], options.cascade[1]] };
     await expect(run(pool, reversed, { retention: "30d" })).rejects.toMatchObject({
       code: "CONFIG",
-      message: 'cascade[1] (public.oauth2_refresh_tokens) hangs off cascade[0] (public.oauth2_sessions), which would be deleted before it (entry "test", options.cascade[1].parent)',
+      message:
+        'cascade[1] (public.oauth2_refresh_tokens) hangs off cascade[0] (public.oauth2_sessions), which would be deleted before it (entry "test", options.cascade[1].parent)',
     });
   });
 });
@@ -122,7 +145,10 @@ describe("keys", () => {
     await pool.query(`INSERT INTO tenant_events SELECT t, g, $1 FROM unnest(ARRAY['a', 'b', 'c']) t, generate_series(1, 5) g`, [OLD]);
     await pool.query(`INSERT INTO tenant_events VALUES ('a', 6, $1)`, [RECENT]);
     const dry = await run(pool, { table: "tenant_events", column: "at" }, { retention: "30d", batchSize: 4, dryRun: true });
-    expect(dry).toMatchObject({ processed: 15, sample: ["(a,1)", "(a,2)", "(a,3)", "(a,4)", "(a,5)", "(b,1)", "(b,2)", "(b,3)", "(b,4)", "(b,5)"] });
+    expect(dry).toMatchObject({
+      processed: 15,
+      sample: ["(a,1)", "(a,2)", "(a,3)", "(a,4)", "(a,5)", "(b,1)", "(b,2)", "(b,3)", "(b,4)", "(b,5)"],
+    });
     expect(await run(pool, { table: "tenant_events", column: "at" }, { retention: "30d", batchSize: 4 })).toMatchObject({ processed: 15 });
     expect(await column(pool, `SELECT tenant || id FROM tenant_events`)).toEqual(["a6"]);
   });

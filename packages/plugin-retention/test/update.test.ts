@@ -34,8 +34,12 @@ describe("action: update", () => {
     const options = { table: "compat_sessions", column: "last_active_at", action: "update", set: { finished_at: { now: true } } };
     const first = await run(pool, options, { retention: "30d", batchSize: 4 });
     expect(first).toMatchObject({ status: "succeeded", processed: 29 });
-    expect(await column(pool, `SELECT DISTINCT finished_at = $1 FROM compat_sessions WHERE id > 30 AND id <> 50`, [NOW.toISOString()])).toEqual([true]);
-    expect(await column(pool, `SELECT id FROM compat_sessions WHERE finished_at IS NULL ORDER BY id`)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(
+      await column(pool, `SELECT DISTINCT finished_at = $1 FROM compat_sessions WHERE id > 30 AND id <> 50`, [NOW.toISOString()]),
+    ).toEqual([true]);
+    expect(await column(pool, `SELECT id FROM compat_sessions WHERE finished_at IS NULL ORDER BY id`)).toEqual(
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
     expect(await column(pool, `SELECT finished_at = $1 FROM compat_sessions WHERE id = 50`, [ago(100 * DAY)])).toEqual([true]);
     const later = new Date(NOW.getTime() + DAY);
     expect(await run(pool, options, { retention: "30d", now: later })).toMatchObject({ processed: 1 }); // id 30 aged past the window
@@ -44,16 +48,24 @@ describe("action: update", () => {
   it("resets stuck work (enum status back to a retry state, timestamp bumped) and leaves the rest", async () => {
     const pool = db.pool();
     await pool.query(`CREATE TYPE pkg_state AS ENUM ('pending', 'processing', 'done')`);
-    await pool.query(`CREATE TABLE packages (id int PRIMARY KEY, state pkg_state NOT NULL, updated_at timestamptz NOT NULL, attempts int NOT NULL DEFAULT 0)`);
-    await pool.query(`INSERT INTO packages VALUES (1, 'processing', $1), (2, 'processing', $2), (3, 'done', $1), (4, 'pending', $1)`, [ago(2 * HOUR), ago(60_000)]);
-    const options = { table: "packages", column: "updated_at", where: { state: "processing" }, action: "update", set: { state: "pending", updated_at: { now: true } } };
-    expect(await run(pool, options, { retention: "15m" })).toMatchObject({ processed: 1 });
-    expect(await column(pool, `SELECT id || ':' || state || ':' || (updated_at = $1) FROM packages ORDER BY id`, [NOW.toISOString()])).toEqual([
-      "1:pending:true",
-      "2:processing:false",
-      "3:done:false",
-      "4:pending:false",
+    await pool.query(
+      `CREATE TABLE packages (id int PRIMARY KEY, state pkg_state NOT NULL, updated_at timestamptz NOT NULL, attempts int NOT NULL DEFAULT 0)`,
+    );
+    await pool.query(`INSERT INTO packages VALUES (1, 'processing', $1), (2, 'processing', $2), (3, 'done', $1), (4, 'pending', $1)`, [
+      ago(2 * HOUR),
+      ago(60_000),
     ]);
+    const options = {
+      table: "packages",
+      column: "updated_at",
+      where: { state: "processing" },
+      action: "update",
+      set: { state: "pending", updated_at: { now: true } },
+    };
+    expect(await run(pool, options, { retention: "15m" })).toMatchObject({ processed: 1 });
+    expect(
+      await column(pool, `SELECT id || ':' || state || ':' || (updated_at = $1) FROM packages ORDER BY id`, [NOW.toISOString()]),
+    ).toEqual(["1:pending:true", "2:processing:false", "3:done:false", "4:pending:false"]);
     expect(await run(pool, options, { retention: "15m" })).toMatchObject({ processed: 0 });
     expect(await ids(pool, "packages")).toEqual([1, 2, 3, 4]);
   });
