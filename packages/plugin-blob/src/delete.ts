@@ -1,0 +1,368 @@
+/**
+ * Deleting objects at scale: a prefix is listed page by page (ListObjectsV2,
+ * or ListObjectVersions in a versioned bucket) while earlier pages are being
+ * deleted with DeleteObjects (≤ 1 000 keys each, `concurrency` requests in
+ * flight). Listing is inherently sequential, so it runs ahead of the deletes
+ * by at most one page; memory stays at `concurrency + 2` pages whatever the
+ * prefix holds.
+ *
+ * Pagination uses `StartAfter` = the last key seen (`KeyMarker` for
+ * versions): it works on every S3-compatible server, and deletions behind the
+ * cursor cannot disturb it. The checkpoint is a key below which everything is
+ * gone (a watermark over pages that completed in order), so a later attempt
+ * continues from there; a last listing pass from the start of the prefix
+ * then catches what was written behind the cursor meanwhile.
+ */
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import type { Logger } from "@purger/core";
+import pLimit from "p-limit";
+import { backoffMs, DEFAULT_RETRY, describeError, pause, statusOf, withRetry, type RetryPolicy } from "./s3.js";
+
+/** DeleteObjects takes at most this many keys. */
+export const DELETE_BATCH = 1000;
+
+export interface ObjectId {
+  Key: string;
+  VersionId?: string;
+}
+
+export interface Bucket {
+  client: S3Client;
+  bucket: string;
+  versioned: boolean;
+  signal: AbortSignal;
+  log: Logger;
+  policy?: RetryPolicy;
+}
+
+const UNSTOPPABLE = new AbortController().signal;
+
+/** Per-key answers of DeleteObjects that mean "already gone". */
+const GONE = new Set(["NoSuchKey", "NoSuchVersion"]);
+
+/**
+ * Delete these objects (≤ 1 000) with DeleteObjects, retrying the request on
+ * transient failures and then the keys the answer reports as failed, with
+ * backoff. Returns how many were deleted; throws when keys still fail after
+ * the last attempt (naming a few of them).
+ */
+export async function deleteBatch(bucket: Bucket, objects: ObjectId[]): Promise<number> {
+  const policy = bucket.policy ?? DEFAULT_RETRY;
+  let remaining = objects;
+  let failures: { key: string; code: string; message: string }[] = [];
+  for (let attempt = 1; attempt <= policy.attempts; attempt += 1) {
+    const answer = await withRetry({ what: "DeleteObjects", signal: bucket.signal, log: bucket.log, policy }, () =>
+      bucket.client.send(
+        new DeleteObjectsCommand({
+          Bucket: bucket.bucket,
+          // Quiet: the answer lists only the failures, not 1 000 successes.
+          Delete: { Objects: remaining.map((o) => (o.VersionId === undefined ? { Key: o.Key } : { Key: o.Key, VersionId: o.VersionId })), Quiet: true },
+        }),
+      ),
+    );
+    const failed = new Map<string, { code: string; message: string }>();
+    for (const error of answer.Errors ?? []) {
+      if (error.Key === undefined || GONE.has(error.Code ?? "")) continue;
+      failed.set(idOf({ Key: error.Key, ...(error.VersionId ? { VersionId: error.VersionId } : {}) }), { code: error.Code ?? "Error", message: error.Message ?? "" });
+    }
+    if (failed.size === 0) return objects.length;
+    const next = remaining.filter((o) => failed.has(idOf(o)) || (o.VersionId !== undefined && failed.has(idOf({ Key: o.Key }))));
+    failures = next.map((o) => ({ key: o.Key, ...(failed.get(idOf(o)) ?? failed.get(idOf({ Key: o.Key })) ?? { code: "Error", message: "" }) }));
+    // A server that names keys we did not send must not make us loop: retry only what we sent.
+    if (next.length === 0) return objects.length;
+    remaining = next;
+    if (attempt < policy.attempts) {
+      const delay = backoffMs(policy, attempt);
+      bucket.log.debug({ event: "s3:retry", what: "DeleteObjects keys", attempt, keys: remaining.length, retryInMs: delay, error: failures[0]?.code }, "DeleteObjects reported per-key errors; retrying them");
+      await pause(delay, bucket.signal);
+    }
+  }
+  const sample = failures.slice(0, 3).map((f) => `${f.key} (${f.code}${f.message ? `: ${f.message}` : ""})`);
+  throw new Error(`DeleteObjects: ${failures.length} of ${objects.length} keys still failing after ${policy.attempts} attempts: ${sample.join(", ")}${failures.length > 3 ? ", …" : ""}`);
+}
+
+function idOf(o: ObjectId): string {
+  return o.VersionId === undefined ? o.Key : `${o.Key}\u0000${o.VersionId}`;
+}
+
+/** One page of a listing, ready to delete. */
+interface Page {
+  /** What to delete for this page. */
+  objects: ObjectId[];
+  /** Once `objects` (and every earlier page) is deleted, nothing at or below this key remains; null: no progress to record. */
+  safeKey: string | null;
+  /** Where the next listing starts; null at the end. */
+  next: { key: string; versionId?: string } | null;
+}
+
+export interface PrefixProgress {
+  /** Objects (or versions and delete markers) deleted so far, over every attempt. */
+  deleted: number;
+  /** Everything under the prefix up to this key is gone; null: start of the prefix. */
+  startAfter: string | null;
+}
+
+export interface DeletePrefixOptions extends Bucket {
+  prefix: string;
+  concurrency: number;
+  /** Where an earlier attempt stopped. */
+  from: PrefixProgress;
+  /** Called after each deleted page. */
+  onProgress?(deleted: number): void;
+  /** Persist the progress (called every few pages and when stopping early). */
+  saveCheckpoint(progress: PrefixProgress): Promise<void>;
+  /** Save at most this often (ms) … */
+  checkpointEveryMs?: number;
+  /** … or after this many pages, whichever comes first. */
+  checkpointEveryPages?: number;
+}
+
+export interface DeletePrefixResult extends PrefixProgress {
+  /** False when the signal stopped the work early; continue later from `startAfter`. */
+  complete: boolean;
+}
+
+/**
+ * Delete every object (and, versioned, every version and delete marker) whose
+ * key starts with `prefix`. Resumes from `from.startAfter`, then makes one
+ * last pass from the start of the prefix. Stops early, with `complete: false`
+ * and the checkpoint saved, when the signal aborts; throws (checkpoint saved)
+ * when a request keeps failing.
+ */
+export async function deletePrefix(options: DeletePrefixOptions): Promise<DeletePrefixResult> {
+  let deleted = options.from.deleted;
+  let startAfter = options.from.startAfter;
+  // The first pass continues an earlier attempt; the last one, from the start of the prefix, finds what that skipped.
+  for (const start of [options.from.startAfter, null]) {
+    const pass = await runPass(options, start, deleted);
+    deleted = pass.deleted;
+    startAfter = pass.startAfter;
+    if (!pass.complete) return { deleted, startAfter, complete: false };
+    // A pass that found nothing to resume from already covered the whole prefix, and one that found nothing cannot have missed anything.
+    if (start === null && pass.listed === 0) break;
+  }
+  return { deleted, startAfter, complete: true };
+}
+
+async function runPass(options: DeletePrefixOptions, start: string | null, deletedBefore: number): Promise<DeletePrefixResult & { listed: number }> {
+  const { signal, concurrency } = options;
+  const limit = pLimit(concurrency);
+  const everyMs = options.checkpointEveryMs ?? 2_000;
+  const everyPages = options.checkpointEveryPages ?? 5;
+  let deleted = deletedBefore;
+  let watermark = start;
+  let listed = 0;
+  let failure: unknown = null;
+  const slots: { safeKey: string | null; settled: boolean }[] = [];
+  const inflight = new Set<Promise<void>>();
+  const advance = () => {
+    while (slots[0]?.settled) {
+      const slot = slots.shift()!;
+      if (slot.safeKey !== null) watermark = slot.safeKey;
+    }
+  };
+  // Nothing of this pass is saved yet (a forced save always writes: the previous pass's end may not be).
+  let saved: { at: number; watermark: string | null | undefined; deleted: number } = { at: performance.now(), watermark: undefined, deleted: -1 };
+  let pagesSinceSave = 0;
+  const save = async (force: boolean) => {
+    if (!force && pagesSinceSave < everyPages && performance.now() - saved.at < everyMs) return;
+    if (saved.watermark === watermark && saved.deleted === deleted) return;
+    saved = { at: performance.now(), watermark, deleted };
+    pagesSinceSave = 0;
+    await options.saveCheckpoint({ deleted, startAfter: watermark });
+  };
+
+  const pages = options.versioned ? listVersions(options, start) : listObjects(options, start);
+  try {
+    for (;;) {
+      // Keep at most one page listed ahead of the deletes.
+      while (inflight.size > concurrency) await Promise.race(inflight);
+      if (signal.aborted || failure !== null) break;
+      const { value: page, done } = await pages.next();
+      if (done) break;
+      listed += page.objects.length;
+      const slot = { safeKey: page.safeKey, settled: page.objects.length === 0 };
+      slots.push(slot);
+      if (page.objects.length > 0) {
+        // A page once started is finished, retries included (bounded), even when the signal fires meanwhile:
+        // its objects may already be gone on the server, and only a completed page can be counted and checkpointed.
+        const work = limit(() => deleteBatch({ ...options, signal: UNSTOPPABLE }, page.objects)).then(
+          (count) => {
+            deleted += count;
+            slot.settled = true;
+            pagesSinceSave += 1;
+            advance();
+            options.onProgress?.(deleted);
+          },
+          (error: unknown) => {
+            failure ??= error;
+          },
+        );
+        inflight.add(work);
+        void work.finally(() => inflight.delete(work));
+      }
+      advance();
+      await save(false);
+    }
+  } catch (error) {
+    // A listing that kept failing (or was aborted during its backoff).
+    failure ??= error;
+  } finally {
+    await Promise.all(inflight);
+    advance();
+    void pages.return(undefined);
+  }
+  if (signal.aborted) {
+    await save(true);
+    return { deleted, startAfter: watermark, complete: false, listed };
+  }
+  if (failure !== null) {
+    await save(true).catch(() => {});
+    throw failure;
+  }
+  return { deleted, startAfter: watermark, complete: true, listed };
+}
+
+/** ListObjectsV2 pages, `StartAfter` = the last key of the previous page. */
+async function* listObjects(options: DeletePrefixOptions, start: string | null): AsyncGenerator<Page> {
+  let startAfter = start;
+  for (;;) {
+    const answer = await withRetry({ what: "ListObjectsV2", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) }, () =>
+      options.client.send(
+        new ListObjectsV2Command({
+          Bucket: options.bucket,
+          Prefix: options.prefix,
+          MaxKeys: DELETE_BATCH,
+          ...(startAfter !== null ? { StartAfter: startAfter } : {}),
+        }),
+      ),
+    );
+    // Never act outside the prefix, whatever a server answers.
+    const keys = (answer.Contents ?? []).map((o) => o.Key).filter((k): k is string => k !== undefined && k.startsWith(options.prefix));
+    const last = keys.at(-1) ?? null;
+    // A server that ignores StartAfter would hand back the same page forever.
+    const more = answer.IsTruncated === true && last !== null && last !== startAfter;
+    yield { objects: keys.map((Key) => ({ Key })), safeKey: last, next: more ? { key: last } : null };
+    if (!more) return;
+    startAfter = last;
+  }
+}
+
+/**
+ * ListObjectVersions pages (versions and delete markers). The entry the next
+ * listing starts after is held back and deleted with the next page, so the
+ * `VersionIdMarker` the server is given always still exists.
+ */
+async function* listVersions(options: DeletePrefixOptions, start: string | null): AsyncGenerator<Page> {
+  let marker: { key: string; versionId?: string } | null = start === null ? null : { key: start };
+  let carry: (ObjectId & { order: number }) | null = null;
+  for (;;) {
+    const answer = await withRetry({ what: "ListObjectVersions", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) }, () =>
+      options.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: options.bucket,
+          Prefix: options.prefix,
+          // One entry of each page waits for the next: 999 + 1 fills one DeleteObjects.
+          MaxKeys: DELETE_BATCH - 1,
+          ...(marker !== null ? { KeyMarker: marker.key } : {}),
+          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+        }),
+      ),
+    );
+    const entries: (ObjectId & { order: number })[] = [];
+    let order = 0;
+    for (const v of [...(answer.Versions ?? []), ...(answer.DeleteMarkers ?? [])]) {
+      if (v.Key === undefined || !v.Key.startsWith(options.prefix)) continue;
+      entries.push({ Key: v.Key, ...(v.VersionId !== undefined ? { VersionId: v.VersionId } : {}), order: order++ });
+    }
+    entries.sort((a, b) => compareKeys(a.Key, b.Key) || a.order - b.order);
+    const nextKey = answer.IsTruncated ? answer.NextKeyMarker : undefined;
+    const next = nextKey === undefined ? null : { key: nextKey, ...(answer.NextVersionIdMarker ? { versionId: answer.NextVersionIdMarker } : {}) };
+    let objects: (ObjectId & { order: number })[] = carry ? [carry, ...entries] : entries;
+    carry = null;
+    if (next !== null) {
+      const index = objects.findIndex((o) => o.Key === next.key && (next.versionId === undefined || o.VersionId === next.versionId));
+      if (index !== -1) {
+        carry = objects[index]!;
+        objects = objects.filter((_, i) => i !== index);
+      }
+    }
+    // Every key below the held-back entry's key is complete once this page is deleted.
+    const below = next === null ? objects : objects.filter((o) => compareKeys(o.Key, next.key) < 0);
+    const safeKey = below.at(-1)?.Key ?? null;
+    const page: Page = { objects: objects.map(({ Key, VersionId }) => (VersionId === undefined ? { Key } : { Key, VersionId })), safeKey, next };
+    if (next === null) {
+      if (carry) page.objects.push(carry);
+      yield page;
+      return;
+    }
+    if (marker !== null && next.key === marker.key && next.versionId === marker.versionId) {
+      throw new Error(`ListObjectVersions did not advance past ${next.key} (${next.versionId ?? "no version id"})`);
+    }
+    yield page;
+    marker = next;
+  }
+}
+
+export type ObjectOutcome = "deleted" | "missing";
+
+/**
+ * Delete one object: in a versioned bucket every version and delete marker of
+ * exactly this key; otherwise the object, after a HEAD that tells whether it
+ * was there (a missing object is success, reported as `missing`).
+ */
+export async function deleteObject(bucket: Bucket, key: string): Promise<{ outcome: ObjectOutcome; deleted: number }> {
+  const retry = { signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) };
+  if (bucket.versioned) {
+    const versions = await listKeyVersions(bucket, key);
+    let deleted = 0;
+    for (let i = 0; i < versions.length; i += DELETE_BATCH) deleted += await deleteBatch(bucket, versions.slice(i, i + DELETE_BATCH));
+    return { outcome: deleted > 0 ? "deleted" : "missing", deleted };
+  }
+  try {
+    await withRetry({ ...retry, what: "HeadObject" }, () => bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key })));
+  } catch (error) {
+    if (statusOf(error) === 404) return { outcome: "missing", deleted: 0 };
+    throw new Error(`HeadObject ${key}: ${describeError(error)}`, { cause: error });
+  }
+  await withRetry({ ...retry, what: "DeleteObject" }, () => bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key })));
+  return { outcome: "deleted", deleted: 1 };
+}
+
+/** Every version and delete marker of exactly `key` (the listing's prefix also matches longer keys, which come after). */
+async function listKeyVersions(bucket: Bucket, key: string): Promise<ObjectId[]> {
+  const found: ObjectId[] = [];
+  let marker: { key: string; versionId?: string } | null = null;
+  for (;;) {
+    const answer = await withRetry({ what: "ListObjectVersions", signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) }, () =>
+      bucket.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: bucket.bucket,
+          Prefix: key,
+          MaxKeys: DELETE_BATCH,
+          ...(marker !== null ? { KeyMarker: marker.key } : {}),
+          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+        }),
+      ),
+    );
+    let past = false;
+    for (const v of [...(answer.Versions ?? []), ...(answer.DeleteMarkers ?? [])]) {
+      if (v.Key === key) found.push(v.VersionId === undefined ? { Key: key } : { Key: key, VersionId: v.VersionId });
+      else if (v.Key !== undefined && compareKeys(v.Key, key) > 0) past = true;
+    }
+    if (past || !answer.IsTruncated || answer.NextKeyMarker === undefined) return found;
+    marker = { key: answer.NextKeyMarker, ...(answer.NextVersionIdMarker ? { versionId: answer.NextVersionIdMarker } : {}) };
+  }
+}
+
+/** S3 orders keys by their UTF-8 bytes (JavaScript's `<` compares UTF-16 units, which differs past the BMP). */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}

@@ -1,0 +1,224 @@
+/**
+ * The S3 side of an entry: one client per entry (built in `prepare`), every
+ * request retried on transient failures with exponential backoff and full
+ * jitter, and the bucket's versioning state. The SDK's own retries are off
+ * (`maxAttempts: 1`) so that one policy — bounded, abortable, observable —
+ * governs every request, including the per-key errors inside DeleteObjects.
+ */
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { setTimeout as sleep } from "node:timers/promises";
+import { GetBucketVersioningCommand, HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { PurgerError, type Logger } from "@purger/core";
+import type { BlobOptions } from "./options.js";
+
+export interface RetryPolicy {
+  /** Attempts per request (1 = no retry). */
+  attempts: number;
+  /** First backoff; doubles on every attempt, with full jitter. */
+  baseMs: number;
+  /** Longest single backoff. */
+  capMs: number;
+}
+
+/** ~8 attempts over ≈ 15 s at most: long enough to ride out a SlowDown burst, short enough that the bin's own retry takes over after. */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseMs: 100, capMs: 5_000 };
+
+/** Error codes S3 (and S3-compatible servers) use for "try again later". */
+const RETRYABLE_CODES = new Set([
+  "SlowDown",
+  "InternalError",
+  "ServiceUnavailable",
+  "RequestTimeout",
+  "RequestTimeTooSkewed",
+  "Throttling",
+  "ThrottlingException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "OperationAborted",
+  "TimeoutError",
+]);
+const RETRYABLE_NETWORK = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ECONNABORTED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_SOCKET"]);
+
+interface S3ErrorShape {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $fault?: "client" | "server";
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** The HTTP status of an SDK error, if it got an answer. */
+export function statusOf(error: unknown): number | undefined {
+  return (error as S3ErrorShape | null)?.$metadata?.httpStatusCode;
+}
+
+/** The S3 error code (`SlowDown`, `NoSuchBucket` …) or the network error code. */
+export function codeOf(error: unknown): string {
+  const e = (error ?? {}) as S3ErrorShape;
+  return e.Code ?? (e.name && e.name !== "Error" && e.name !== "UnknownError" ? e.name : undefined) ?? e.code ?? "Error";
+}
+
+/** 5xx, 429, SlowDown and friends, timeouts and dropped connections: worth another try. */
+export function isRetryable(error: unknown): boolean {
+  if (error === null || typeof error !== "object") return false;
+  const e = error as S3ErrorShape & { cause?: unknown };
+  if (e.name === "AbortError") return false;
+  const status = statusOf(error);
+  if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return true;
+  if (RETRYABLE_CODES.has(codeOf(error)) || (e.Code !== undefined && RETRYABLE_CODES.has(e.Code))) return true;
+  if (e.code !== undefined && RETRYABLE_NETWORK.has(e.code)) return true;
+  if (e.cause !== undefined && e.cause !== error && isRetryable(e.cause)) return true;
+  // No HTTP answer at all (socket closed mid-response, unparseable body from a proxy): a transport failure.
+  if (status === undefined && /socket hang up|ECONNRESET|network|Deserialization error/i.test(e.message ?? "")) return true;
+  return false;
+}
+
+/** `SlowDown (503): Please reduce your request rate.` */
+export function describeError(error: unknown): string {
+  const status = statusOf(error);
+  const message = (error as S3ErrorShape | null)?.message;
+  const code = codeOf(error);
+  const text = message && message !== code && message !== "UnknownError" ? `: ${message}` : "";
+  return `${code}${status ? ` (${status})` : ""}${text}`;
+}
+
+/** Backoff before attempt `attempt + 1` (full jitter: uniform in [0, min(cap, base·2^(attempt−1))]). */
+export function backoffMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  return Math.round(random() * Math.min(policy.capMs, policy.baseMs * 2 ** (attempt - 1)));
+}
+
+/** Wait, unless the signal aborts first (then reject with its reason). */
+export async function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return;
+  await sleep(ms, undefined, signal ? { signal } : undefined);
+}
+
+export interface RetryOptions {
+  signal?: AbortSignal;
+  policy?: RetryPolicy;
+  log?: Logger;
+  /** What is being done, for log lines and the final error. */
+  what: string;
+}
+
+/**
+ * Run `fn` until it succeeds, retrying transient failures with backoff. A
+ * permanent error, or the last attempt's error, is thrown as is (so the bin's
+ * own retry with its longer backoff takes over).
+ */
+export async function withRetry<T>(options: RetryOptions, fn: () => Promise<T>): Promise<T> {
+  const policy = options.policy ?? DEFAULT_RETRY;
+  for (let attempt = 1; ; attempt += 1) {
+    options.signal?.throwIfAborted();
+    try {
+      return await fn();
+    } catch (error) {
+      if (!isRetryable(error) || attempt >= policy.attempts) throw error;
+      const delay = backoffMs(policy, attempt);
+      options.log?.debug({ event: "s3:retry", what: options.what, attempt, retryInMs: delay, error: describeError(error) }, "S3 request failed; retrying");
+      await pause(delay, options.signal);
+    }
+  }
+}
+
+/** The S3 client of an entry: path style, region and endpoint from the options; credentials from the SDK's default chain. */
+export function createClient(options: BlobOptions): S3Client {
+  const sockets = options.concurrency + 4;
+  return new S3Client({
+    region: options.region,
+    ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+    forcePathStyle: options.forcePathStyle,
+    // Retries are ours (withRetry), so that per-key DeleteObjects errors and request errors share one bounded policy.
+    maxAttempts: 1,
+    // Checksums only where the API demands them: s3rver and several S3-compatible servers reject the newer defaults.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    requestHandler: {
+      connectionTimeout: 10_000,
+      requestTimeout: 120_000,
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: sockets }),
+    },
+  });
+}
+
+/** Where the bucket lives, for messages: `s3://bucket` (at endpoint). */
+export function bucketUrl(options: Pick<BlobOptions, "bucket" | "endpoint">): string {
+  return `s3://${options.bucket}${options.endpoint ? ` at ${options.endpoint}` : ""}`;
+}
+
+/** Check that the bucket exists and the credentials may use it. Throws TARGET for a missing bucket, CONFIG for rejected credentials. */
+export async function assertBucket(client: S3Client, options: BlobOptions, signal?: AbortSignal): Promise<void> {
+  try {
+    await withRetry({ what: "HeadBucket", ...(signal ? { signal } : {}) }, () => client.send(new HeadBucketCommand({ Bucket: options.bucket })));
+  } catch (error) {
+    throw bucketError(error, options);
+  }
+}
+
+/** Turn a HeadBucket failure into the error a user can act on. */
+export function bucketError(error: unknown, options: BlobOptions): unknown {
+  const status = statusOf(error);
+  const where = bucketUrl(options);
+  if (status === 404 || codeOf(error) === "NoSuchBucket") {
+    return new PurgerError("TARGET", `bucket ${where} does not exist`, {
+      hint: "check `bucket`, `endpoint` and `region` in the entry's options",
+      cause: error,
+    });
+  }
+  if (status === 403 || status === 401) {
+    return new PurgerError("CONFIG", `bucket ${where}: access denied (${describeError(error)})`, {
+      hint: "credentials come from the AWS SDK's default chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE …; they need s3:ListBucket and s3:DeleteObject (s3:DeleteObjectVersion in a versioned bucket)",
+      cause: error,
+    });
+  }
+  if (codeOf(error) === "CredentialsProviderError") {
+    return new PurgerError("CONFIG", `no AWS credentials found for ${where}`, {
+      hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment; credentials never go in purger.yaml",
+      cause: error,
+    });
+  }
+  return error;
+}
+
+export interface Versioning {
+  /** Whether every version and delete marker must be listed and deleted. */
+  versioned: boolean;
+  /** How it was decided, for `purger doctor` and logs. */
+  reason: string;
+}
+
+/**
+ * Decide whether the bucket is versioned. `auto` asks GetBucketVersioning:
+ * Enabled or Suspended (old versions remain) is versioned; a server that does
+ * not implement the call counts as unversioned. A transient failure or a
+ * refusal is an error: guessing "unversioned" would leave versions behind.
+ */
+export async function resolveVersioning(client: S3Client, options: BlobOptions, signal?: AbortSignal): Promise<Versioning> {
+  if (options.versions !== "auto") {
+    return { versioned: options.versions, reason: `versions: ${String(options.versions)} in the options` };
+  }
+  try {
+    const answer = await withRetry({ what: "GetBucketVersioning", ...(signal ? { signal } : {}) }, () =>
+      client.send(new GetBucketVersioningCommand({ Bucket: options.bucket })),
+    );
+    const status = answer.Status;
+    if (status === "Enabled" || status === "Suspended") return { versioned: true, reason: `the bucket says versioning is ${status}` };
+    return { versioned: false, reason: "the bucket says versioning was never enabled" };
+  } catch (error) {
+    const status = statusOf(error);
+    const code = codeOf(error);
+    if (status === 501 || status === 405 || status === 400 || code === "NotImplemented" || code === "MethodNotAllowed") {
+      return { versioned: false, reason: `the server cannot answer GetBucketVersioning (${describeError(error)}): counted as unversioned` };
+    }
+    if (status === 403) {
+      throw new PurgerError("CONFIG", `${bucketUrl(options)}: not allowed to read the bucket's versioning state (${describeError(error)})`, {
+        hint: "grant s3:GetBucketVersioning, or set `versions: true` (or `false`) in the entry's options",
+        cause: error,
+      });
+    }
+    throw bucketError(error, options);
+  }
+}
