@@ -55,4 +55,6 @@ export interface PurgerConfig {
   timezone: string;
   http: { listen: string; token: string | null } | null;
   entries: EntryConfig[];
+  /** Things worth telling that do not stop purger (e.g. a default guard a plugin cannot enforce), one line each. */
+  warnings?: string[];
 }

@@ -1,0 +1,228 @@
+/**
+ * Find and read the configuration: `--config FILE`, or a cosmiconfig search
+ * from the working directory up to the project root (the first directory with
+ * a package.json). YAML and JSON files keep source positions for messages
+ * (JSON is read by the YAML parser); JavaScript files and package.json are
+ * reported by path only.
+ */
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { cosmiconfig, defaultLoaders, type Loader } from "cosmiconfig";
+import { PurgerError } from "../errors.js";
+import type { AnyPlugin } from "../plugin.js";
+import { configError } from "./errors.js";
+import { displayName } from "./checks.js";
+import { resolveSource } from "./resolve.js";
+import type { PurgerConfigInput } from "./schema.js";
+import { objectSource, readYamlSource, type ConfigSource } from "./source.js";
+import type { PurgerConfig } from "./types.js";
+
+export interface LoadConfigOptions {
+  /** `--config FILE` (relative to `cwd`); absent → search. */
+  configPath?: string;
+  /** Where the search starts, and the second place `use:` package names resolve from. @defaultValue process.cwd() */
+  cwd?: string;
+  /** Variables for `${VAR}`. @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Further directories `use:` package names resolve from (the CLI passes its own package directory). */
+  resolvePaths?: string[];
+}
+
+/** Where the search looks, in order, in each directory. */
+export const SEARCH_PLACES = [
+  "purger.yaml",
+  "purger.yml",
+  ".purgerrc",
+  ".purgerrc.yaml",
+  ".purgerrc.yml",
+  ".purgerrc.json",
+  "purger.config.js",
+  "purger.config.mjs",
+  "purger.config.ts",
+  "package.json",
+];
+
+/**
+ * Load, interpolate, validate and resolve the configuration. Throws
+ * `PurgerError("CONFIG")` listing every problem of the file (or "PLUGIN" when
+ * only plugins failed to load).
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<PurgerConfig> {
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  const env = options.env ?? process.env;
+  const raw = options.configPath === undefined ? await searchConfig(cwd) : await readConfigFile(path.resolve(cwd, options.configPath), cwd);
+  const { source, inlinePlugins } = toSource(raw, env);
+  return await resolveSource(source, {
+    dir: path.dirname(raw.file),
+    cwd,
+    inlinePlugins,
+    ...(options.resolvePaths ? { resolvePaths: options.resolvePaths } : {}),
+  });
+}
+
+/**
+ * Resolve a configuration built in code (`file: null`): same checks as a
+ * file. In code, an entry's `use` may be the plugin object itself.
+ */
+export async function resolveConfig(
+  input: PurgerConfigInput,
+  options: { dir?: string; cwd?: string; env?: NodeJS.ProcessEnv; resolvePaths?: string[] } = {},
+): Promise<PurgerConfig> {
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  const { value, inlinePlugins } = extractInlinePlugins(input);
+  const source = objectSource(null, "object", value, options.env ?? process.env);
+  return await resolveSource(source, {
+    dir: path.resolve(cwd, options.dir ?? "."),
+    cwd,
+    inlinePlugins,
+    ...(options.resolvePaths ? { resolvePaths: options.resolvePaths } : {}),
+  });
+}
+
+/** For `purger.config.ts`: an identity function that exists for its types. */
+export function defineConfig(config: PurgerConfigInput): PurgerConfigInput {
+  return config;
+}
+
+/** A file found or named, before interpolation. */
+type RawConfig = { file: string; format: "yaml"; text: string } | { file: string; format: "json" | "js"; value: unknown; empty?: boolean };
+
+/** Marks YAML text through cosmiconfig, which would otherwise parse it without positions. */
+class YamlText {
+  constructor(readonly text: string) {}
+}
+
+const importLoader: Loader = async (filepath) => {
+  const module = (await import(pathToFileURL(filepath).href)) as { default?: unknown };
+  return module.default;
+};
+
+async function searchConfig(cwd: string): Promise<RawConfig> {
+  const explorer = cosmiconfig("purger", {
+    searchPlaces: SEARCH_PLACES,
+    searchStrategy: "project",
+    ignoreEmptySearchPlaces: false,
+    cache: false,
+    loaders: {
+      ".yaml": (_, content) => new YamlText(content),
+      ".yml": (_, content) => new YamlText(content),
+      noExt: (_, content) => new YamlText(content),
+      // JSON goes through the YAML parser for positions; package.json through cosmiconfig (its "purger" key).
+      ".json": (filepath, content) =>
+        path.basename(filepath) === "package.json" ? defaultLoaders[".json"](filepath, content) : new YamlText(content),
+      ".js": importLoader,
+      ".mjs": importLoader,
+      ".ts": importLoader,
+    },
+  });
+  let result: Awaited<ReturnType<typeof explorer.search>>;
+  try {
+    result = await explorer.search(cwd);
+  } catch (error) {
+    const file = (error as { filepath?: string }).filepath ?? cwd;
+    throw readError(file, cwd, error);
+  }
+  if (result === null) {
+    throw new PurgerError(
+      "CONFIG",
+      `no purger configuration found in ${cwd} or its parents up to the project root (looked for ${SEARCH_PLACES.slice(0, -1).join(", ")} and "purger" in package.json)`,
+      {
+        hint: "run `purger init` to write a starter purger.yaml, or pass --config FILE",
+        details: { cwd, searchPlaces: SEARCH_PLACES },
+      },
+    );
+  }
+  const config: unknown = result.config;
+  if (config instanceof YamlText) return { file: result.filepath, format: "yaml", text: config.text };
+  if (result.isEmpty === true && !/\.[cm]?[jt]s$|\/package\.json$/.test(result.filepath))
+    return { file: result.filepath, format: "yaml", text: "" };
+  return {
+    file: result.filepath,
+    format: result.filepath.endsWith(".json") ? "json" : "js",
+    value: config,
+    empty: result.isEmpty === true,
+  };
+}
+
+async function readConfigFile(file: string, cwd: string): Promise<RawConfig> {
+  try {
+    if ((await stat(file)).isDirectory()) {
+      throw new PurgerError("CONFIG", `${file} is a directory; expected a configuration file such as purger.yaml`, {
+        hint: "pass the file itself to --config",
+      });
+    }
+    const extension = path.extname(file);
+    if ([".js", ".mjs", ".cjs", ".ts", ".mts", ".cts"].includes(extension)) {
+      const value = await importLoader(file, "");
+      return { file, format: "js", value, empty: value === undefined };
+    }
+    const text = await readFile(file, "utf8");
+    if (path.basename(file) === "package.json") {
+      const parsed: unknown = JSON.parse(text);
+      const value = isObject(parsed) ? parsed["purger"] : undefined;
+      return { file, format: "json", value, empty: value === undefined };
+    }
+    return { file, format: "yaml", text };
+  } catch (error) {
+    if (error instanceof PurgerError) throw error;
+    throw readError(file, cwd, error);
+  }
+}
+
+function toSource(raw: RawConfig, env: NodeJS.ProcessEnv): { source: ConfigSource; inlinePlugins: Map<number, AnyPlugin> } {
+  if (raw.format === "yaml") return { source: readYamlSource(raw.file, raw.text, env), inlinePlugins: new Map() };
+  if (raw.empty === true) {
+    const what =
+      raw.format === "js"
+        ? "has no default export; expected export default defineConfig({ plugins: [...] })"
+        : "is empty; expected an object with at least `plugins`";
+    throw new PurgerError("CONFIG", `${raw.file} ${what}`, {
+      hint: "run `purger init` to write a starter purger.yaml",
+      details: { file: raw.file },
+    });
+  }
+  const { value, inlinePlugins } = extractInlinePlugins(raw.value);
+  return { source: objectSource(raw.file, raw.format, value, env), inlinePlugins };
+}
+
+/** Entries whose `use` is a plugin object (code only) get a placeholder `use`; the objects are kept aside by index. */
+function extractInlinePlugins(input: unknown): { value: unknown; inlinePlugins: Map<number, AnyPlugin> } {
+  const inlinePlugins = new Map<number, AnyPlugin>();
+  if (!isObject(input) || !Array.isArray(input["plugins"])) return { value: input, inlinePlugins };
+  const plugins = (input["plugins"] as unknown[]).map((entry, index) => {
+    if (!isObject(entry) || (typeof entry["use"] !== "object" && typeof entry["use"] !== "function") || entry["use"] === null) return entry;
+    const plugin = entry["use"] as AnyPlugin;
+    inlinePlugins.set(index, plugin);
+    return { ...entry, use: typeof plugin.name === "string" && plugin.name !== "" ? plugin.name : "(plugin object)" };
+  });
+  return { value: { ...input, plugins }, inlinePlugins };
+}
+
+function readError(file: string, cwd: string, error: unknown): PurgerError {
+  const code = (error as { code?: string }).code;
+  if (code === "ENOENT") {
+    return new PurgerError("CONFIG", `cannot read ${displayName(file, cwd)}: no such file`, {
+      hint: "check the path given to --config",
+      cause: error,
+      details: { file },
+    });
+  }
+  const message = error instanceof Error ? (error.message.split("\n")[0] ?? error.message) : String(error);
+  if (error instanceof SyntaxError || /JSON/.test(message)) {
+    return configError({
+      file,
+      displayFile: displayName(file, cwd),
+      problems: [{ line: null, column: null, path: "", message: `invalid JSON: ${message}` }],
+    });
+  }
+  return new PurgerError("CONFIG", `cannot load ${displayName(file, cwd)}: ${message}`, {
+    hint: "a JavaScript or TypeScript configuration must load on its own; run it with node/tsx to see the full error",
+    cause: error,
+    details: { file },
+  });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

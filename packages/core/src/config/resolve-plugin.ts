@@ -1,0 +1,301 @@
+/**
+ * `use:` → a plugin object. A ./relative or absolute path is taken from the
+ * configuration file's directory; a package name is looked up from that
+ * directory, then the working directory, then each extra path (the CLI passes
+ * its own, so first-party plugins resolve from anywhere). Packages resolve
+ * the way `import` does (their `exports` with the "import" condition), and
+ * the module is loaded with dynamic `import()` (TypeScript works under tsx).
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { ValidateFunction } from "ajv";
+import { PurgerError } from "../errors.js";
+import type { AnyPlugin } from "../plugin.js";
+import { describeValue } from "./errors.js";
+import { createAjv } from "./schema.js";
+
+export interface ResolvePluginOptions {
+  /** Directory of the configuration file. */
+  configDir: string;
+  /** The working directory. @defaultValue process.cwd() */
+  cwd?: string;
+  /** Further directories to resolve package names from, in order. */
+  resolvePaths?: string[];
+}
+
+/** True when `use` is a path rather than a package name. */
+export function isPathSpecifier(use: string): boolean {
+  return use.startsWith("./") || use.startsWith("../") || use === "." || use === ".." || path.isAbsolute(use) || use.startsWith("file:");
+}
+
+/**
+ * The file a `use:` string points to. Throws `PurgerError("PLUGIN")` naming
+ * where it looked.
+ */
+export function resolvePluginPath(use: string, options: ResolvePluginOptions): string {
+  if (isPathSpecifier(use)) {
+    const target = use.startsWith("file:") ? fileURLToPath(use) : path.resolve(options.configDir, use);
+    const file = resolveFile(target);
+    if (file === null) {
+      throw new PurgerError(
+        "PLUGIN",
+        `cannot load ${JSON.stringify(use)}: no file ${target} (tried the extensions .ts, .mts, .js, .mjs, .cjs and an index file)`,
+        {
+          hint: "a relative `use:` path is taken from the directory of the configuration file",
+          details: { use, lookedIn: [target] },
+        },
+      );
+    }
+    return file;
+  }
+  const bases = unique([options.configDir, options.cwd ?? process.cwd(), ...(options.resolvePaths ?? [])].map((dir) => path.resolve(dir)));
+  const causes: string[] = [];
+  for (const base of bases) {
+    try {
+      const file = resolvePackage(use, base);
+      if (file !== null) return file;
+    } catch (error) {
+      causes.push(error instanceof Error ? error.message : String(error));
+    }
+  }
+  const cause = causes[0] === undefined ? `package ${JSON.stringify(use)} is not installed` : causes[0];
+  throw new PurgerError("PLUGIN", `cannot load ${JSON.stringify(use)}: ${cause}; looked in ${bases.join(", ")}`, {
+    hint: `install it next to the configuration file (npm install ${packageName(use)}), or give a ./relative path`,
+    details: { use, lookedIn: bases },
+  });
+}
+
+/** Resolve and import a plugin, and check its shape. Throws `PurgerError("PLUGIN")`. */
+export async function loadPlugin(use: string, options: ResolvePluginOptions): Promise<AnyPlugin> {
+  const file = resolvePluginPath(use, options);
+  let module: unknown;
+  try {
+    module = await import(pathToFileURL(file).href);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new PurgerError("PLUGIN", `cannot load ${JSON.stringify(use)} (${file}): ${message}`, {
+      hint: "the module failed while loading; run it on its own (node/tsx) to see the full error",
+      cause: error,
+      details: { use, file },
+    });
+  }
+  const plugin = pluginOf(module);
+  const problems = pluginShapeProblems(plugin);
+  if (problems.length > 0) {
+    throw new PurgerError("PLUGIN", `${JSON.stringify(use)} does not export a purger plugin: ${problems.join("; ")}`, {
+      hint: "a plugin module's default export is definePlugin({ name, version, options, usesRetention, batch?, bin? }) from @purger/core",
+      details: { use, file, problems },
+    });
+  }
+  return plugin as AnyPlugin;
+}
+
+/**
+ * What is wrong with a value that should be a plugin (empty when nothing).
+ * Its options schema must also compile.
+ */
+export function pluginShapeProblems(value: unknown): string[] {
+  if (typeof value === "function") {
+    return ["its default export is a function; expected the plugin object (call the factory: export default myPlugin())"];
+  }
+  if (typeof value !== "object" || value === null) return [`expected an object, found ${describeValue(value)}`];
+  const plugin = value as Record<string, unknown>;
+  const problems: string[] = [];
+  const expect = (key: string, ok: boolean, expected: string): void => {
+    if (!ok) problems.push(`${key}: expected ${expected}, found ${describeValue(plugin[key])}`);
+  };
+  expect("name", typeof plugin["name"] === "string" && plugin["name"] !== "", "a non-empty string");
+  expect("version", typeof plugin["version"] === "string", "a string");
+  expect("options", isObject(plugin["options"]) || typeof plugin["options"] === "boolean", "a JSON Schema object");
+  expect(
+    "usesRetention",
+    typeof plugin["usesRetention"] === "boolean" || typeof plugin["usesRetention"] === "function",
+    "true, false or a function of the options",
+  );
+  for (const hook of ["batch", "prepare", "release", "estimate", "count", "countAll", "check", "describe"]) {
+    if (plugin[hook] !== undefined) expect(hook, typeof plugin[hook] === "function", "a function");
+  }
+  const bin = plugin["bin"];
+  if (bin !== undefined) {
+    if (!isObject(bin)) {
+      expect("bin", false, "a mapping of handler name → { schema, handle }");
+    } else {
+      for (const [name, handler] of Object.entries(bin)) {
+        if (!/^[a-z0-9][a-z0-9_-]*$/.test(name))
+          problems.push(`bin.${name}: expected a handler name of lowercase letters, digits, "-" and "_" (kinds are <id>.<handler>)`);
+        if (!isObject(handler)) {
+          problems.push(`bin.${name}: expected { schema, handle }, found ${describeValue(handler)}`);
+          continue;
+        }
+        if (!isObject(handler["schema"]) && typeof handler["schema"] !== "boolean")
+          problems.push(`bin.${name}.schema: expected a JSON Schema object, found ${describeValue(handler["schema"])}`);
+        if (typeof handler["handle"] !== "function")
+          problems.push(`bin.${name}.handle: expected a function, found ${describeValue(handler["handle"])}`);
+        if (handler["validate"] !== undefined && typeof handler["validate"] !== "function")
+          problems.push(`bin.${name}.validate: expected a function, found ${describeValue(handler["validate"])}`);
+      }
+    }
+  }
+  if (plugin["batch"] === undefined && (bin === undefined || (isObject(bin) && Object.keys(bin).length === 0))) {
+    problems.push("it has neither a batch function nor bin handlers, so it can do nothing");
+  }
+  if (problems.length === 0) {
+    try {
+      optionsValidator(plugin as unknown as AnyPlugin);
+    } catch (error) {
+      problems.push(`options: its JSON Schema does not compile: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return problems;
+}
+
+const validators = new WeakMap<object, ValidateFunction>();
+
+/**
+ * The compiled validator of a plugin's options (compiled once per schema
+ * object). It applies the schema's defaults to the data it validates.
+ */
+export function optionsValidator(plugin: AnyPlugin): ValidateFunction {
+  const schema = plugin.options as object | boolean;
+  const key = typeof schema === "object" ? schema : plugin;
+  let validate = validators.get(key);
+  if (validate === undefined) {
+    // One ajv per plugin: third-party schemas may reuse an $id, and need not be strict.
+    validate = createAjv({ strict: false, useDefaults: true }).compile(schema);
+    validators.set(key, validate);
+  }
+  return validate;
+}
+
+/** The plugin of an imported module: its default export, or the module itself. */
+function pluginOf(module: unknown): unknown {
+  if (!isObject(module)) return module;
+  let candidate: unknown = "default" in module ? module["default"] : module;
+  // A CommonJS module compiled from ESM: { default: { default: plugin } }.
+  if (isObject(candidate) && !("name" in candidate) && "default" in candidate) candidate = candidate["default"];
+  return candidate;
+}
+
+/** An existing file for `target`: as is, with an extension, or a directory's package entry / index. */
+function resolveFile(target: string): string | null {
+  if (isFile(target)) return target;
+  for (const extension of EXTENSIONS) {
+    if (isFile(target + extension)) return target + extension;
+  }
+  if (isDirectory(target)) {
+    const fromPackage = packageEntry(target, ".");
+    if (fromPackage !== null) return fromPackage;
+    for (const extension of EXTENSIONS) {
+      const index = path.join(target, `index${extension}`);
+      if (isFile(index)) return index;
+    }
+  }
+  return null;
+}
+
+/** The file of package specifier `use` as seen from `base` (ESM rules, CommonJS rules as a fallback); null when not found. */
+function resolvePackage(use: string, base: string): string | null {
+  const name = packageName(use);
+  const subpath = use === name ? "." : `.${use.slice(name.length)}`;
+  for (let dir = base; ; dir = path.dirname(dir)) {
+    const packageDir = path.join(dir, "node_modules", name);
+    if (isFile(path.join(packageDir, "package.json"))) {
+      const file = packageEntry(packageDir, subpath);
+      if (file !== null) return file;
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  try {
+    return createRequire(path.join(base, "noop.js")).resolve(use);
+  } catch (error) {
+    if ((error as { code?: string }).code === "MODULE_NOT_FOUND") return null;
+    throw error;
+  }
+}
+
+/** The file a package exposes at `subpath` ("." or "./x"), following `exports` with the import condition, else `main`. */
+function packageEntry(packageDir: string, subpath: string): string | null {
+  const manifestPath = path.join(packageDir, "package.json");
+  if (!isFile(manifestPath)) return null;
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { exports?: unknown; main?: unknown };
+  if (manifest.exports !== undefined && manifest.exports !== null) {
+    const target = exportTarget(manifest.exports, subpath);
+    if (target === null) {
+      throw new Error(`package ${packageDir} does not export ${JSON.stringify(subpath)}`);
+    }
+    return resolveFile(path.join(packageDir, target));
+  }
+  if (subpath === "." && typeof manifest.main === "string") return resolveFile(path.join(packageDir, manifest.main));
+  return resolveFile(path.join(packageDir, subpath === "." ? "index" : subpath));
+}
+
+const CONDITIONS = new Set(["import", "node", "default", "module"]);
+
+function exportTarget(exports: unknown, subpath: string): string | null {
+  const isSubpathMap = isObject(exports) && Object.keys(exports).some((key) => key.startsWith("."));
+  if (!isSubpathMap) return subpath === "." ? conditionalTarget(exports) : null;
+  const map = exports as Record<string, unknown>;
+  if (subpath in map) return conditionalTarget(map[subpath]);
+  for (const [pattern, target] of Object.entries(map)) {
+    const star = pattern.indexOf("*");
+    if (star === -1) continue;
+    const prefix = pattern.slice(0, star);
+    const suffix = pattern.slice(star + 1);
+    if (subpath.startsWith(prefix) && subpath.endsWith(suffix) && subpath.length >= prefix.length + suffix.length) {
+      const resolved = conditionalTarget(target);
+      return resolved === null ? null : resolved.replace("*", subpath.slice(prefix.length, subpath.length - suffix.length));
+    }
+  }
+  return null;
+}
+
+function conditionalTarget(target: unknown): string | null {
+  if (typeof target === "string") return target;
+  if (Array.isArray(target)) {
+    for (const item of target) {
+      const resolved = conditionalTarget(item);
+      if (resolved !== null) return resolved;
+    }
+    return null;
+  }
+  if (isObject(target)) {
+    for (const [condition, value] of Object.entries(target)) {
+      if (CONDITIONS.has(condition)) {
+        const resolved = conditionalTarget(value);
+        if (resolved !== null) return resolved;
+      }
+    }
+  }
+  return null;
+}
+
+const EXTENSIONS = [".ts", ".mts", ".js", ".mjs", ".cjs"];
+
+/** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
+function packageName(use: string): string {
+  const parts = use.split("/");
+  return use.startsWith("@") ? parts.slice(0, 2).join("/") : (parts[0] ?? use);
+}
+
+function isFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isDirectory(dir: string): boolean {
+  return existsSync(dir) && statSync(dir).isDirectory();
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function unique<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}

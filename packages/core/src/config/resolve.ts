@@ -1,0 +1,268 @@
+/**
+ * A configuration source → `PurgerConfig`: structure checked against the
+ * JSON Schema, values parsed (durations, schedules, timezones), defaults
+ * applied, plugins loaded and their options validated, `after:` chains
+ * checked. Every problem of the file is collected, then thrown at once.
+ */
+import type { AnyPlugin } from "../plugin.js";
+import { ConfigChecks, isObject, messageOf } from "./checks.js";
+import { parseDuration } from "./durations.js";
+import { ajvProblems, didYouMean, type PathProblem, type PathSegment } from "./errors.js";
+import { validateInterpolated } from "./interpolate.js";
+import { ENTRY_DEFAULTS, MAX_TIMEOUT, resolveEntry, type EntryDefaults } from "./resolve-entry.js";
+import { loadPlugin, pluginShapeProblems } from "./resolve-plugin.js";
+import { configShapeValidator, DEFAULTS_KEYS, ENTRY_KEYS, EXPECTED } from "./schema.js";
+import type { ConfigSource } from "./source.js";
+import type { EntryConfig, PurgerConfig } from "./types.js";
+
+export interface ResolveOptions {
+  /** Directory relative paths are taken from (the file's directory when there is a file). */
+  dir: string;
+  /** The working directory (package lookup, and how file names are shown). */
+  cwd: string;
+  /** Further directories to resolve `use:` package names from. */
+  resolvePaths?: string[];
+  /** Plugin objects given directly as `use` in code, by entry index. */
+  inlinePlugins?: Map<number, AnyPlugin>;
+}
+
+/** Defaults of purger.yaml (SPEC §3). */
+export const CONFIG_DEFAULTS = {
+  concurrency: 4,
+  shutdownTimeoutMs: 30_000,
+  workerSchema: "purger_worker",
+  runsKeepMs: 30 * 86_400_000,
+  timezone: "UTC",
+  listen: "127.0.0.1:9464",
+  ...ENTRY_DEFAULTS,
+} as const;
+
+export async function resolveSource(source: ConfigSource, options: ResolveOptions): Promise<PurgerConfig> {
+  const checks = new ConfigChecks(source, options.cwd);
+
+  // Syntax errors leave nothing to check.
+  if (source.format === "yaml" && checks.problems.some((problem) => /^invalid (YAML|JSON):/.test(problem.message))) checks.fail();
+  const data = source.data;
+  if (data === undefined || data === null) {
+    checks.add([], "the file is empty; expected a mapping with at least `plugins:`");
+    checks.fail();
+  }
+
+  // 1. Structure and types.
+  const validate = configShapeValidator();
+  validateInterpolated(validate, data, [], source.interpolation);
+  for (const problem of ajvProblems(validate.errors ?? [], { expectedByDef: EXPECTED, isSecret: (path) => checks.secrecy(path) })) {
+    // A value whose interpolation failed is reported already; its raw `${…}` would only add noise.
+    if (problem.at === "value" && !checks.ok(problem.path)) continue;
+    checks.add(problem.path, defaultsKeyMessage(problem) ?? durationMessage(problem, data) ?? problem.message, problem.at);
+  }
+  const root = isObject(data) ? data : {};
+
+  // 2. Top level.
+  const timezone = checks.timezone(["timezone"], root["timezone"]) ?? CONFIG_DEFAULTS.timezone;
+  const database = isObject(root["database"]) ? root["database"] : {};
+  const worker = isObject(root["worker"]) ? root["worker"] : {};
+  const workerSchema = typeof worker["schema"] === "string" ? worker["schema"] : CONFIG_DEFAULTS.workerSchema;
+  checkWorkerSchema(checks, workerSchema);
+  const shutdownTimeoutMs = checks.duration(["worker", "shutdownTimeout"], worker["shutdownTimeout"]) ?? CONFIG_DEFAULTS.shutdownTimeoutMs;
+  const runs = isObject(root["runs"]) ? root["runs"] : {};
+  const runsKeepMs = checks.duration(["runs", "keep"], runs["keep"], { positive: true }) ?? CONFIG_DEFAULTS.runsKeepMs;
+  const http = isObject(root["http"]) ? resolveHttp(checks, root["http"]) : null;
+  const defaults = resolveDefaults(checks, isObject(root["defaults"]) ? root["defaults"] : {});
+
+  // 3. Entries: unique ids, plugins (loaded in parallel), then each entry.
+  const rawEntries: unknown[] = Array.isArray(root["plugins"]) ? root["plugins"] : [];
+  const subject = (index: number): string => {
+    const raw = rawEntries[index];
+    return `plugins[${index}]${isObject(raw) && typeof raw["id"] === "string" ? ` (id ${JSON.stringify(raw["id"])})` : ""}`;
+  };
+  const idIndex = indexIds(checks, rawEntries);
+  const plugins = await Promise.all(rawEntries.map((raw, index) => loadEntryPlugin(checks, options, raw, index, subject(index))));
+  // Indexed like `plugins:` (a slot stays empty when an item is not a mapping).
+  const resolved: (EntryConfig | undefined)[] = rawEntries.map((raw, index) =>
+    isObject(raw) ? resolveEntry(checks, { index, raw, plugin: plugins[index], defaults, timezone, subject: subject(index) }) : undefined,
+  );
+  checkAfter(checks, resolved, idIndex);
+
+  if (checks.problems.length > 0) checks.fail();
+
+  return {
+    file: source.file,
+    dir: options.dir,
+    database: { url: typeof database["url"] === "string" ? database["url"] : null },
+    worker: {
+      concurrency: typeof worker["concurrency"] === "number" ? worker["concurrency"] : CONFIG_DEFAULTS.concurrency,
+      shutdownTimeoutMs,
+      schema: workerSchema,
+    },
+    runs: { keepMs: runsKeepMs },
+    timezone,
+    http,
+    entries: resolved.filter((entry): entry is EntryConfig => entry !== undefined),
+    warnings: checks.formattedWarnings(),
+  };
+}
+
+function resolveDefaults(checks: ConfigChecks, raw: Record<string, unknown>): EntryDefaults {
+  const at = (key: string): PathSegment[] => ["defaults", key];
+  const defaults: EntryDefaults = {};
+  const batchSize = checks.batchSize(at("batchSize"), raw["batchSize"]);
+  if (batchSize !== undefined) defaults.batchSize = batchSize;
+  const timeoutMs = checks.duration(at("timeout"), raw["timeout"], { positive: true, max: MAX_TIMEOUT.ms, maxWhy: MAX_TIMEOUT.why });
+  if (timeoutMs !== undefined) defaults.timeoutMs = timeoutMs;
+  const jitter = checks.fraction(at("jitter"), raw["jitter"]);
+  if (jitter !== undefined) defaults.jitter = jitter;
+  const retentionMs = checks.duration(at("retention"), raw["retention"]);
+  if (retentionMs !== undefined) defaults.retentionMs = retentionMs;
+  const guard = checks.guard(at("guard"), raw["guard"]);
+  if (guard !== undefined) defaults.guard = guard;
+  if (typeof raw["runOnStart"] === "boolean") defaults.runOnStart = raw["runOnStart"];
+  return defaults;
+}
+
+function checkWorkerSchema(checks: ConfigChecks, schema: string): void {
+  if (!checks.ok(["worker", "schema"])) return;
+  let reserved: string | null = null;
+  if (schema === "graphile_worker") reserved = "a host application's own graphile-worker may live there";
+  else if (schema === "purger") reserved = "purger's own tables live there";
+  else if (schema.startsWith("pg_") || schema === "information_schema") reserved = "PostgreSQL reserves it";
+  if (reserved !== null) {
+    checks.add(["worker", "schema"], `expected a schema of purger's worker alone (${reserved}), found ${JSON.stringify(schema)}`);
+  }
+}
+
+/** The admin endpoint; beyond loopback it must have a token (it can trigger deletions). */
+function resolveHttp(checks: ConfigChecks, http: Record<string, unknown>): { listen: string; token: string | null } {
+  const raw = http["listen"];
+  const listen = typeof raw === "number" ? `127.0.0.1:${raw}` : typeof raw === "string" ? raw : CONFIG_DEFAULTS.listen;
+  const token = typeof http["token"] === "string" ? http["token"] : null;
+  if (typeof raw === "string" && checks.ok(["http", "listen"])) {
+    const port = Number(raw.slice(raw.lastIndexOf(":") + 1));
+    if (port > 65535) checks.add(["http", "listen"], `expected a port from 0 to 65535, found ${port}`);
+  }
+  const host = listen.slice(0, listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  const loopback = host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (!loopback && token === null && checks.ok(["http", "token"])) {
+    checks.add(
+      ["http"],
+      `missing required key "token": the admin endpoint listens on ${listen}, beyond loopback; expected a token (token: \${PURGER_ADMIN_TOKEN})`,
+    );
+  }
+  return { listen, token };
+}
+
+/** id → index of its first entry; later duplicates are reported. */
+function indexIds(checks: ConfigChecks, rawEntries: unknown[]): Map<string, number> {
+  const idIndex = new Map<string, number>();
+  rawEntries.forEach((raw, index) => {
+    if (!isObject(raw) || typeof raw["id"] !== "string" || !checks.ok(["plugins", index, "id"])) return;
+    const first = idIndex.get(raw["id"]);
+    if (first === undefined) {
+      idIndex.set(raw["id"], index);
+      return;
+    }
+    const firstAt = checks.source.locate(["plugins", first, "id"], "value");
+    checks.add(
+      ["plugins", index, "id"],
+      `duplicate id ${JSON.stringify(raw["id"])}, already used by plugins[${first}]${firstAt ? ` (line ${firstAt.line})` : ""}; expected a unique id`,
+    );
+  });
+  return idIndex;
+}
+
+async function loadEntryPlugin(
+  checks: ConfigChecks,
+  options: ResolveOptions,
+  raw: unknown,
+  index: number,
+  subject: string,
+): Promise<AnyPlugin | undefined> {
+  const at: PathSegment[] = ["plugins", index, "use"];
+  const inline = options.inlinePlugins?.get(index);
+  if (inline !== undefined) {
+    const shape = pluginShapeProblems(inline);
+    if (shape.length === 0) return inline;
+    checks.add(at, `the plugin given as use does not look like a purger plugin: ${shape.join("; ")}`, "value", { subject, code: "PLUGIN" });
+    return undefined;
+  }
+  if (!isObject(raw) || typeof raw["use"] !== "string" || !checks.ok(at)) return undefined;
+  try {
+    return await loadPlugin(raw["use"], {
+      configDir: options.dir,
+      cwd: options.cwd,
+      ...(options.resolvePaths ? { resolvePaths: options.resolvePaths } : {}),
+    });
+  } catch (error) {
+    checks.add(at, messageOf(error), "value", { subject, code: "PLUGIN" });
+    return undefined;
+  }
+}
+
+/** `after:` names an existing entry, and the links make no cycle. */
+function checkAfter(checks: ConfigChecks, entries: (EntryConfig | undefined)[], idIndex: Map<string, number>): void {
+  entries.forEach((entry, index) => {
+    if (entry === undefined || entry.after === null || !checks.ok(["plugins", index, "after"])) return;
+    const targetIndex = idIndex.get(entry.after);
+    if (targetIndex === undefined) {
+      const suggestion = didYouMean(entry.after, idIndex.keys());
+      checks.add(
+        ["plugins", index, "after"],
+        `no entry has the id ${JSON.stringify(entry.after)}; expected the id of another entry${suggestion ? `; did you mean "${suggestion}"?` : ""}`,
+      );
+      return;
+    }
+    const target = entries[targetIndex];
+    if (target !== undefined && !target.enabled && entry.enabled) {
+      checks.warn(["plugins", index, "after"], `entry "${entry.after}" is disabled, so this entry never runs on its own`);
+    }
+  });
+  for (const cycle of afterCycles(entries, idIndex)) {
+    const ids = cycle.map((index) => entries[index]?.id ?? "?");
+    checks.add(
+      ["plugins", cycle[0] ?? 0, "after"],
+      `cycle ${[...ids, ids[0]].join(" → ")}; expected a chain that starts at an entry with a schedule`,
+    );
+  }
+}
+
+/** Each cycle of `after:` links once, as entry indexes in order. */
+function afterCycles(entries: (EntryConfig | undefined)[], idIndex: Map<string, number>): number[][] {
+  const cycles: number[][] = [];
+  const done = new Set<number>();
+  entries.forEach((_, start) => {
+    const chain: number[] = [];
+    const position = new Map<number, number>();
+    let current: number | undefined = start;
+    while (current !== undefined && !done.has(current) && !position.has(current)) {
+      position.set(current, chain.length);
+      chain.push(current);
+      const after: string | null | undefined = entries[current]?.after;
+      current = after === null || after === undefined ? undefined : idIndex.get(after);
+    }
+    if (current !== undefined && position.has(current)) cycles.push(chain.slice(position.get(current)));
+    for (const index of chain) done.add(index);
+  });
+  return cycles;
+}
+
+/** `defaults.schedule` is an entry key that cannot be a default: say so rather than "unknown". */
+function defaultsKeyMessage(problem: PathProblem): string | undefined {
+  const [first, key, ...rest] = problem.path;
+  if (first !== "defaults" || typeof key !== "string" || rest.length > 0 || problem.at !== "key") return undefined;
+  if (!(ENTRY_KEYS as readonly string[]).includes(key)) return undefined;
+  return `not a default: set ${key} on each entry; expected one of: ${DEFAULTS_KEYS.join(", ")}`;
+}
+
+/** A value that is not a duration: parseDuration says why (e.g. months have no fixed length). */
+function durationMessage(problem: PathProblem, data: unknown): string | undefined {
+  if (!problem.message.startsWith(`expected ${EXPECTED["duration"]}`)) return undefined;
+  let value = data;
+  for (const segment of problem.path) value = (value as Record<string | number, unknown> | null | undefined)?.[segment];
+  if (typeof value !== "string") return undefined;
+  try {
+    parseDuration(value);
+    return undefined;
+  } catch (error) {
+    return messageOf(error);
+  }
+}
