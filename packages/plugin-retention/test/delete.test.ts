@@ -48,6 +48,25 @@ describe("delete", () => {
     expect(await ids(pool, "ties")).toEqual(range(18, 22));
   });
 
+  it("rows locked by another transaction are skipped (SKIP LOCKED) and left to the next run", async () => {
+    const pool = db.pool();
+    await pool.query(`CREATE TABLE locked (id int PRIMARY KEY, ts timestamptz NOT NULL)`);
+    await pool.query(`INSERT INTO locked SELECT g, $1::timestamptz FROM generate_series(1, 10) g`, [ago(2 * DAY)]);
+    const other = await pool.connect();
+    try {
+      await other.query(`BEGIN`);
+      await other.query(`SELECT 1 FROM locked WHERE id IN (2, 9) FOR UPDATE`);
+      const result = await run(pool, { table: "locked", column: "ts" }, { batchSize: 3 });
+      expect(result).toMatchObject({ status: "succeeded", processed: 8 });
+      expect(await ids(pool, "locked")).toEqual([2, 9]);
+    } finally {
+      await other.query(`ROLLBACK`);
+      other.release();
+    }
+    expect(await run(pool, { table: "locked", column: "ts" }, { batchSize: 3 })).toMatchObject({ processed: 2 });
+    expect(await ids(pool, "locked")).toEqual([]);
+  });
+
   it("retention: 0s makes every row older than the run's start qualify", async () => {
     const pool = db.pool();
     await pool.query(`CREATE TABLE zero (id int PRIMARY KEY, ts timestamptz)`);
