@@ -3,10 +3,13 @@
  * taking the entry's lock like any run. Exit 0 succeeded, 1 failed or guarded,
  * 130 interrupted.
  */
+import { hostname } from "node:os";
 import { PurgerEventEmitter, runEntry, type RunResult } from "@purger/core";
 import { connectDatabase } from "../database.js";
 import { findEntry, loadCliConfig, onShutdownSignal, type ConfigFlags, type Io } from "../context.js";
 import { reportProgress } from "../progress.js";
+import { openCommandTui } from "../ui/command-tui.js";
+import { wantsTui } from "../ui/load.js";
 
 export interface OnceFlags extends ConfigFlags {
   dryRun?: boolean;
@@ -24,37 +27,60 @@ export async function onceCommand(id: string, flags: OnceFlags, io: Io): Promise
   const t0 = performance.now();
   const config = await loadCliConfig(flags, io);
   const entry = findEntry(config, id);
-  const db = await connectDatabase(config, { log: io.log, cwd: io.cwd });
   const controller = new AbortController();
-  const offSignal = onShutdownSignal((signal) => {
-    io.log.warn({ signal }, "interrupted: finishing or rolling back the batch in flight");
-    controller.abort(new Error(signal));
-  });
   const events = new PurgerEventEmitter();
-  const stopProgress = reportProgress(events, io.log, 1_000);
-  const startupMs = Math.round(performance.now() - t0);
+  // On a terminal (and without --no-tui / --json) the UI shows the run; logs go to a file meanwhile.
+  const tui = wantsTui(flags, io.isTTY)
+    ? await openCommandTui({
+        mode: "once",
+        title: `once ${entry.id}${flags.dryRun ? " (dry run)" : ""}`,
+        entries: [entry],
+        events,
+        processId: `${hostname()}:${process.pid}`,
+        concurrency: 1,
+        cwd: io.cwd,
+        env: io.env,
+        onQuit: () => controller.abort(new Error("quit")),
+      })
+    : null;
+  tui?.store.setStarting(entry.id);
+  const log = tui?.log ?? io.log;
+  let summary: OnceSummary;
   try {
-    const result = await runEntry({
-      pool: db.pool,
-      entry,
-      trigger: "manual",
-      dryRun: flags.dryRun ?? false,
-      onLocked: flags.wait === false ? "fail" : "wait",
-      onAbort: "interrupt",
-      signal: controller.signal,
-      events,
-      log: io.log,
-      configDir: config.dir,
+    const db = await connectDatabase(config, { log, cwd: io.cwd });
+    tui?.attach(db);
+    const offSignal = onShutdownSignal((signal) => {
+      log.warn({ signal }, "interrupted: finishing or rolling back the batch in flight");
+      controller.abort(new Error(signal));
     });
-    const summary: OnceSummary = { ...result, startupMs };
-    if (flags.json) io.out(`${JSON.stringify(summary)}\n`);
-    else io.out(formatSummary(summary));
-    return exitCodeOfRun(result);
+    const stopProgress = tui ? () => {} : reportProgress(events, io.log, 1_000);
+    const startupMs = Math.round(performance.now() - t0);
+    try {
+      const result = await runEntry({
+        pool: db.pool,
+        entry,
+        trigger: "manual",
+        dryRun: flags.dryRun ?? false,
+        onLocked: flags.wait === false ? "fail" : "wait",
+        onAbort: "interrupt",
+        signal: controller.signal,
+        events,
+        log,
+        configDir: config.dir,
+        ...(tui ? { isPaused: () => tui.store.isPaused(entry.id) } : {}),
+      });
+      summary = { ...result, startupMs };
+    } finally {
+      stopProgress();
+      offSignal();
+      await db.close();
+    }
   } finally {
-    stopProgress();
-    offSignal();
-    await db.close();
+    await tui?.close();
   }
+  if (flags.json) io.out(`${JSON.stringify(summary)}\n`);
+  else io.out(formatSummary(summary));
+  return exitCodeOfRun(summary);
 }
 
 export function exitCodeOfRun(result: RunResult): number {

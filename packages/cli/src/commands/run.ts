@@ -2,10 +2,13 @@
  * `purger run`: the service. Worker, schedules and bin until SIGTERM/SIGINT,
  * then a graceful drain within `worker.shutdownTimeout` (exit 0).
  */
-import { PurgerEventEmitter, startWorker } from "@purger/core";
+import { PurgerEventEmitter, startWorker, type Logger, type PurgerConfig } from "@purger/core";
 import { connectDatabase } from "../database.js";
 import { loadCliConfig, onShutdownSignal, type ConfigFlags, type Io } from "../context.js";
 import { reportProgress } from "../progress.js";
+import { startAdminServer, type AdminServer } from "../http.js";
+import { openCommandTui, type CommandTui } from "../ui/command-tui.js";
+import { wantsTui } from "../ui/load.js";
 
 export interface RunFlags extends ConfigFlags {
   tui?: boolean;
@@ -14,35 +17,91 @@ export interface RunFlags extends ConfigFlags {
 
 export async function runCommand(flags: RunFlags, io: Io): Promise<number> {
   const config = await loadCliConfig(flags, io);
-  const db = await connectDatabase(config, { log: io.log, cwd: io.cwd });
   const events = new PurgerEventEmitter();
-  const stopProgress = reportProgress(events, io.log);
+  const concurrency = flags.concurrency ?? config.worker.concurrency;
+  let drain: (reason: string) => void = () => {};
+  // On a terminal (and without --no-tui) the UI shows the service; logs go to a file meanwhile.
+  const tui = wantsTui(flags, io.isTTY)
+    ? await openCommandTui({
+        mode: "run",
+        title: "run",
+        entries: config.entries,
+        events,
+        processId: "starting…",
+        concurrency,
+        cwd: io.cwd,
+        env: io.env,
+        onQuit: () => drain("quit"),
+      })
+    : null;
+  const log = tui?.log ?? io.log;
+  try {
+    const setDrain = (fn: (reason: string) => void) => {
+      drain = fn;
+      if (tui?.store.quitting) fn("quit");
+    };
+    return await serve({ config, events, io, log, tui, concurrency, flags, setDrain });
+  } finally {
+    await tui?.close();
+  }
+}
+
+interface ServeInput {
+  config: PurgerConfig;
+  events: PurgerEventEmitter;
+  io: Io;
+  log: Logger;
+  tui: CommandTui | null;
+  concurrency: number;
+  flags: RunFlags;
+  setDrain(drain: (reason: string) => void): void;
+}
+
+async function serve({ config, events, io, log, tui, concurrency, flags, setDrain }: ServeInput): Promise<number> {
+  const db = await connectDatabase(config, { log, cwd: io.cwd });
+  tui?.attach(db);
+  const stopProgress = tui ? () => {} : reportProgress(events, log);
   events.on("run:finish", (e) => {
     const level = e.status === "failed" ? "error" : "info";
-    io.log[level]({ event: "run:finish", entry: e.entry, status: e.status, processed: e.processed, durationMs: e.durationMs, error: e.error, guard: e.guard }, `${e.entry}: ${e.status}`);
+    log[level]({ event: "run:finish", entry: e.entry, status: e.status, processed: e.processed, durationMs: e.durationMs, error: e.error, guard: e.guard }, `${e.entry}: ${e.status}`);
   });
-  events.on("engine:error", (e) => io.log.error({ where: e.where, error: e.error.message }, "engine error"));
+  events.on("engine:error", (e) => log.error({ where: e.where, error: e.error.message }, "engine error"));
   const heartbeatMs = Number(io.env.PURGER_HEARTBEAT_MS ?? 5_000);
   const worker = await startWorker({
     config,
     pool: db.pool,
     events,
-    log: io.log,
+    log,
     heartbeatMs,
     deadAfterMs: Number(io.env.PURGER_DEAD_AFTER_MS ?? heartbeatMs * 6),
     ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    ...(tui ? { isPaused: tui.store.isPaused } : {}),
   });
-  io.log.info(
-    { event: "worker:start", processId: worker.processId, database: db.label, entries: config.entries.map((e) => e.id), concurrency: flags.concurrency ?? config.worker.concurrency },
+  tui?.store.setProcessId(worker.processId);
+  let admin: AdminServer | null = null;
+  if (config.http) {
+    try {
+      admin = await startAdminServer({ config, pool: db.pool, log });
+    } catch (error) {
+      await worker.stop();
+      await db.close();
+      throw error;
+    }
+  }
+  log.info(
+    { event: "worker:start", processId: worker.processId, database: db.label, entries: config.entries.map((e) => e.id), concurrency },
     "purger is running",
   );
   let exitCode = 0;
   await new Promise<void>((resolve) => {
-    const off = onShutdownSignal((signal) => {
+    let draining = false;
+    const drain = (reason: string) => {
+      if (draining) return;
+      draining = true;
       off();
-      io.log.info({ signal, timeoutMs: config.worker.shutdownTimeoutMs }, "draining: running batches finish, then purger stops");
+      log.info({ signal: reason, timeoutMs: config.worker.shutdownTimeoutMs }, "draining: running batches finish, then purger stops");
       const timer = setTimeout(() => {
-        io.log.error({ timeoutMs: config.worker.shutdownTimeoutMs }, "shutdown timeout passed; exiting with batches in flight rolled back");
+        log.error({ timeoutMs: config.worker.shutdownTimeoutMs }, "shutdown timeout passed; exiting with batches in flight rolled back");
         exitCode = 1;
         resolve();
       }, config.worker.shutdownTimeoutMs);
@@ -54,14 +113,17 @@ export async function runCommand(flags: RunFlags, io: Io): Promise<number> {
         },
         () => resolve(),
       );
-    });
+    };
+    const off = onShutdownSignal((signal) => drain(signal));
+    setDrain(drain);
     worker.promise.catch((error: unknown) => {
-      io.log.error({ error: error instanceof Error ? error.message : String(error) }, "worker stopped on a fatal error");
+      log.error({ error: error instanceof Error ? error.message : String(error) }, "worker stopped on a fatal error");
       exitCode = 1;
       resolve();
     });
   });
   stopProgress();
+  await admin?.close();
   if (exitCode === 0) await db.close();
   return exitCode;
 }

@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** The live UI: the store's snapshots on the screen, the keys wired to the store. */
 import { Screen } from "./Screen.js";
 import { useKeys } from "./use-keys.js";

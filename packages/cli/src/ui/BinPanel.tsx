@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** The bin: depth per kind (pending, oldest pending item, failed), and what this process handled. */
 import { Box, Text } from "ink";
 import { formatCount, formatDuration } from "./format.js";

@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** Runs of other purger processes, read from the database (`clusterStatus`). */
 import { Box, Text } from "ink";
 import { formatCount, formatDuration, truncate } from "./format.js";

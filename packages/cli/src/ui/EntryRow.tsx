@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /**
  * One entry: id, plugin, state, a progress bar with done/total when the
  * plugin estimates (a spinner and a count when it cannot), smoothed rate,
@@ -159,6 +160,8 @@ export function stateOf(entry: EntryView, now: number, short = false): StateText
   switch (s.kind) {
     case "running":
       return { text: "running", color: "green", dim: false };
+    case "starting":
+      return { text: "starting…", color: "cyan", dim: false };
     case "waiting":
       return { text: short ? "lock wait" : "waiting for lock", color: "yellow", dim: false };
     case "retrying":

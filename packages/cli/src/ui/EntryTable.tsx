@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** Every entry of the config, one row each (two lines each on a narrow terminal), the selected one marked. */
 import { Box, Text } from "ink";
 import { EntryRow } from "./EntryRow.js";

@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** One finished run (or long bin item), printed once above the live area through Ink's <Static>. */
 import { Text } from "ink";
 import { formatCount, formatDuration, formatRate } from "./format.js";

@@ -1,15 +1,26 @@
+/* @jsxRuntime automatic */
 /** The keys, where the logs go while the UI owns the terminal, and what is happening on the way out. */
 import { Box, Text } from "ink";
 
 export interface FooterProps {
   interactive: boolean;
   quitting: boolean;
+  ended: boolean;
   logFile: string | null;
   notice: string | null;
   quitHint: string;
 }
 
-export function Footer({ interactive, quitting, logFile, notice, quitHint }: FooterProps) {
+export function Footer({ interactive, quitting, ended, logFile, notice, quitHint }: FooterProps) {
+  if (ended) {
+    return logFile === null ? null : (
+      <Box marginTop={1}>
+        <Text dimColor wrap="truncate-middle">
+          logs → {logFile}
+        </Text>
+      </Box>
+    );
+  }
   return (
     <Box flexDirection="column" marginTop={1}>
       {notice !== null && (

@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** The header: what runs, where (database, process), for how long, and the cluster around it. */
 import { Box, Text } from "ink";
 import { Badge } from "@inkjs/ui";

@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** The last runs of the selected entry (`enter`), from the run store. */
 import { Box, Text } from "ink";
 import { Spinner } from "@inkjs/ui";

@@ -1,3 +1,4 @@
+/* @jsxRuntime automatic */
 /** The whole screen for one snapshot: finished runs above (<Static>), then header, entries, panels, footer. */
 import { Box, Static } from "ink";
 import { BinPanel, binPanelHeight } from "./BinPanel.js";
@@ -49,6 +50,7 @@ export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
         <Footer
           interactive={interactive}
           quitting={snapshot.quitting}
+          ended={snapshot.ended}
           logFile={snapshot.logFile}
           notice={snapshot.notice}
           quitHint={QUIT_HINT[snapshot.mode]}

@@ -6,7 +6,9 @@
  * ignores resizes and never erases. So both are hidden from the environment
  * while the UI modules are imported, and put back right after. `NO_COLOR`
  * (no-color.org) is not read by Ink's chalk: it becomes `FORCE_COLOR=0` for
- * the same moment, which chalk reads at the same time.
+ * the same moment, which chalk reads at the same time. And unless told
+ * otherwise (`NODE_ENV`), React loads its production build: the development
+ * build checks every render and costs the work its CPU.
  *
  * Nothing else imports Ink: commands without a terminal never load it.
  */
@@ -30,6 +32,10 @@ async function importWithout(env: NodeJS.ProcessEnv): Promise<TuiModule> {
   if (env.NO_COLOR && env.FORCE_COLOR === undefined) {
     saved.set("FORCE_COLOR", undefined);
     env.FORCE_COLOR = "0";
+  }
+  if (env.NODE_ENV === undefined) {
+    saved.set("NODE_ENV", undefined);
+    env.NODE_ENV = "production";
   }
   try {
     return await import("./tui.js");

@@ -16,6 +16,8 @@ export type TuiMode = "once" | "run" | "demo";
 /** What an entry is doing, as the state column shows it. */
 export type EntryState =
   | { kind: "idle" }
+  /** About to run: connecting, estimating, checking guards. */
+  | { kind: "starting" }
   | { kind: "scheduled"; at: number }
   | { kind: "running" }
   | { kind: "waiting"; holder: string | null }
@@ -94,6 +96,8 @@ export interface TuiSnapshot {
   selected: number;
   runsPanel: RunsPanel | null;
   quitting: boolean;
+  /** The command is over: the last frame stays on the screen. */
+  ended: boolean;
   logFile: string | null;
   /** A transient message for the footer (e.g. the cluster poll failed). */
   notice: string | null;
@@ -182,6 +186,7 @@ export class TuiStore {
   #selected = 0;
   #runsPanel: RunsPanel | null = null;
   #quitting = false;
+  #ended = false;
   #notice: string | null = null;
   #snapshot: TuiSnapshot;
   #frameTimer: NodeJS.Timeout | null = null;
@@ -222,6 +227,7 @@ export class TuiStore {
 
   stop(): void {
     this.#stopped = true;
+    this.#ended = true;
     for (const off of this.#off) off();
     for (const timer of [this.#frameTimer, this.#pollTimer]) if (timer) clearTimeout(timer);
     if (this.#tickTimer) clearInterval(this.#tickTimer);
@@ -249,6 +255,14 @@ export class TuiStore {
 
   setDatabase(label: string): void {
     this.#database = label;
+    this.#changed();
+  }
+
+  /** The entry is about to run (shown until its run starts). */
+  setStarting(entry: string): void {
+    const model = this.#entries.get(entry);
+    if (!model) return;
+    model.state = { kind: "starting" };
     this.#changed();
   }
 
@@ -580,6 +594,7 @@ export class TuiStore {
       selected: this.#selected,
       runsPanel: this.#runsPanel,
       quitting: this.#quitting,
+      ended: this.#ended,
       logFile: this.#options.logFile ?? null,
       notice: this.#notice,
     };

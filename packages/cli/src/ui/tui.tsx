@@ -1,6 +1,11 @@
+/* @jsxRuntime automatic */
 /**
  * Mounting the UI on a terminal. Import this module through `loadTui()`
  * (load.ts) only: Ink decides at import time whether it runs "in CI".
+ *
+ * Every .tsx file starts with an esbuild pragma for the automatic JSX
+ * runtime: tsx transforms with the tsconfig of the working directory, and
+ * the `purger` bin runs from anywhere.
  */
 import { render } from "ink";
 import { App } from "./App.js";
@@ -36,6 +41,8 @@ export function mountTui(options: MountOptions): MountedTui {
     unmount() {
       unmounting ??= (async () => {
         options.store.flush();
+        // React commits the store's last update in a microtask: let it land before unmounting.
+        await new Promise((resolve) => setImmediate(resolve));
         instance.unmount();
         await exited;
       })();

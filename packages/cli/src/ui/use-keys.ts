@@ -18,7 +18,8 @@ export function useKeys(store: TuiStore): boolean {
       else if (key.return) store.toggleRuns();
       else if (key.escape) store.closePanel();
     },
-    { isActive: isRawModeSupported },
+    // `stdin.isTTY` is undefined (not false) on a pipe.
+    { isActive: isRawModeSupported === true },
   );
-  return isRawModeSupported;
+  return isRawModeSupported === true;
 }
