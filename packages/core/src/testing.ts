@@ -23,6 +23,7 @@ import { binKinds, enqueue, getBinItem, type BinItem } from "./engine/bin.js";
 import { startWorker } from "./engine/worker.js";
 
 export { createTestDatabase, getTestServerUrl } from "./db/test-database.js";
+export type { TestDatabase } from "./db/test-database.js";
 export type { RunResult } from "./engine/run-entry.js";
 export type { BinItem } from "./engine/bin.js";
 
