@@ -167,10 +167,9 @@ export const optionsSchema = {
     },
   },
   allOf: [
-    {
-      if: { properties: { action: { const: "update" } }, required: ["action"] },
-      then: { required: ["set"], properties: { cascade: false } },
-      else: { properties: { set: false } },
-    },
+    // `set` belongs to `action: update`, and `cascade` to `action: delete`.
+    { if: { properties: { action: { const: "update" } }, required: ["action"] }, then: { required: ["set"] } },
+    { if: { required: ["set"] }, then: { required: ["action"], properties: { action: { const: "update" } } } },
+    { if: { required: ["cascade"] }, then: { properties: { action: { const: "delete" } } } },
   ],
 } as const;
