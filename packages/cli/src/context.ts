@@ -23,12 +23,14 @@ export interface ConfigFlags {
 export const cliPackageDir = fileURLToPath(new URL("..", import.meta.url));
 
 export async function loadCliConfig(flags: ConfigFlags, io: Io): Promise<PurgerConfig> {
-  return loadConfig({
+  const config = await loadConfig({
     ...(flags.config ? { configPath: flags.config } : {}),
     cwd: io.cwd,
     env: io.env,
     resolvePaths: [cliPackageDir],
   });
+  for (const warning of config.warnings ?? []) io.log.warn({ event: "config:warning", file: config.file }, warning);
+  return config;
 }
 
 export function findEntry(config: PurgerConfig, id: string): EntryConfig {
