@@ -144,6 +144,11 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
 
   const graphileEvents = new EventEmitter() as WorkerEvents;
   const workerIds: string[] = [];
+  // graphile-worker ≥ 0.17 locks jobs and queues with the worker *pool*'s id (`locked_by`),
+  // so that is the id forceUnlockWorkers needs; the workers' own ids are kept too.
+  graphileEvents.on("pool:create", ({ workerPool }) => {
+    workerIds.push(workerPool.id);
+  });
   graphileEvents.on("worker:create", ({ worker }) => {
     workerIds.push(worker.workerId);
   });
