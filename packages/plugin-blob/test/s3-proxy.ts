@@ -18,6 +18,7 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { DeleteObjectCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import pLimit from "p-limit";
 import { s3Client } from "./fixtures.js";
 
 export interface FaultOptions {
@@ -47,6 +48,8 @@ export interface S3Proxy {
   stats: { requests: number; faults: number; keyErrors: number; listVersionRequests: string[]; listRequests: URLSearchParams[] };
   /** Every key a client asked to delete, per bucket. */
   deleteRequested: Map<string, Set<string>>;
+  /** Change (or end, with undefined) the faults from now on. */
+  setFaults(faults: FaultOptions | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -54,11 +57,13 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
   const upstream = new URL(options.upstream);
   const direct = s3Client(options.upstream);
   const random = seeded(options.faults?.seed ?? 42);
+  let currentFaults = options.faults;
   const versions = new Map<string, Map<string, VersionRecord[]>>();
   const deleteRequested = new Map<string, Set<string>>();
   const stats: S3Proxy["stats"] = { requests: 0, faults: 0, keyErrors: 0, listVersionRequests: [], listRequests: [] };
   let nextVersion = 1;
   const syncing = new Map<string, Promise<void>>();
+  const upstreamLimit = pLimit(16);
 
   const recordDelete = (bucket: string, key: string) => {
     let keys = deleteRequested.get(bucket);
@@ -79,7 +84,8 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
     const query = url.searchParams;
     const body = await readBody(req);
 
-    if (options.faults && random() < options.faults.rate) {
+    const faults = currentFaults;
+    if (faults && random() < faults.rate) {
       stats.faults += 1;
       const kind = Math.floor(random() * 4);
       if (kind === 3) {
@@ -95,7 +101,7 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       const objects = parseDeleteBody(body);
       for (const o of objects) recordDelete(bucket, o.key);
       const failing = new Set<number>();
-      const rate = options.faults?.keyErrorRate ?? 0;
+      const rate = currentFaults?.keyErrorRate ?? 0;
       objects.forEach((_, i) => {
         if (rate > 0 && random() < rate) failing.add(i);
       });
@@ -142,7 +148,7 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
   async function currentRecords(bucket: string, key: string): Promise<VersionRecord[]> {
     const known = records(bucket).get(key);
     if (known) return known;
-    const real = await direct.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 }));
+    const real = await upstreamLimit(() => direct.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 })));
     return real.Contents?.[0]?.Key === key ? [{ versionId: "null", marker: false }] : [];
   }
 
@@ -150,6 +156,8 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
     const map = records(bucket);
     const sync = (async () => {
       const list = await currentRecords(bucket, key);
+      const shown = (l: VersionRecord[]) => l.length > 0 && !l.at(-1)!.marker;
+      const before = shown(list);
       if (versionId === undefined) {
         list.push({ versionId: `m${nextVersion++}`, marker: true });
       } else {
@@ -158,7 +166,7 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       }
       if (list.length === 0) map.delete(key);
       else map.set(key, list);
-      await syncObject(bucket, key);
+      if (shown(list) !== before) await syncObject(bucket, key);
     })();
     return { key, versionId, marker: versionId === undefined, sync };
   }
@@ -166,11 +174,13 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
   /** Make the real object match the records (present when the latest entry is a version), one change per key at a time. */
   function syncObject(bucket: string, key: string): Promise<void> {
     const id = `${bucket}/${key}`;
-    const next = (syncing.get(id) ?? Promise.resolve()).then(async () => {
-      const latest = records(bucket).get(key)?.at(-1);
-      if (!latest || latest.marker) await direct.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-      else await direct.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "x" }));
-    });
+    const next = (syncing.get(id) ?? Promise.resolve()).then(() =>
+      upstreamLimit(async () => {
+        const latest = records(bucket).get(key)?.at(-1);
+        if (!latest || latest.marker) await direct.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+        else await direct.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "x" }));
+      }),
+    );
     syncing.set(id, next.catch(() => undefined));
     return next;
   }
@@ -256,6 +266,9 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
     versions,
     stats,
     deleteRequested,
+    setFaults(faults) {
+      currentFaults = faults;
+    },
     async stop() {
       direct.destroy();
       server.closeAllConnections();
