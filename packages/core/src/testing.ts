@@ -9,10 +9,10 @@
  * expect(result.processed).toBe(3);
  * ```
  */
-import AjvModule from "ajv";
 import type pg from "pg";
 import type { EntryConfig, Guard, PurgerConfig } from "./config/types.js";
 import { parseDuration } from "./config/durations.js";
+import { optionsValidator } from "./config/resolve-plugin.js";
 import { migrate } from "./db/migrations.js";
 import { PurgerError } from "./errors.js";
 import { PurgerEventEmitter } from "./events.js";
@@ -27,8 +27,6 @@ export type { TestDatabase } from "./db/test-database.js";
 export type { RunResult } from "./engine/run-entry.js";
 export type { BinItem } from "./engine/bin.js";
 
-const Ajv = AjvModule.default ?? AjvModule;
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const migrated = new WeakSet<pg.Pool>();
 
 export interface TestEntryOptions {
@@ -54,7 +52,7 @@ export interface TestEntryOptions {
 
 /** Build the entry purger.yaml would produce (options validated, defaults applied). */
 export function testEntry(plugin: AnyPlugin, options: TestEntryOptions): EntryConfig {
-  const validate = ajv.compile(plugin.options);
+  const validate = optionsValidator(plugin);
   const value = structuredClone(options.options);
   if (!validate(value)) {
     const problems = (validate.errors ?? []).map((e) => `options${e.instancePath.replaceAll("/", ".")}: ${e.message}`);
