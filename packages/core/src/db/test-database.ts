@@ -38,6 +38,10 @@ export async function createTestDatabase(name = "test"): Promise<TestDatabase> {
   await onServer(serverUrl, (client) => client.query(`create database ${quoteIdent(database)}`));
   const url = withDatabase(serverUrl, database);
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // A client's error (a server restart, `drop()` forcing sessions out) must not crash the test
+  // process — as in createPool; it also keeps graphile-worker from warning about the pool in every runBin.
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   let dropped: Promise<void> | undefined;
   return {
     url,
