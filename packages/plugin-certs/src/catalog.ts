@@ -13,6 +13,8 @@ export interface ColumnInfo {
   num: number;
   /** `format_type()` of the column, for messages and comparisons. */
   type: string;
+  /** `typname` of the type, or of a domain's base type: `timestamptz`, `int8` … */
+  baseType: string;
   /** `pg_type.typtype`: `e` for an enum. */
   typtype: string;
   typeOid: number;
@@ -107,11 +109,12 @@ export async function loadTable(db: Queryable, text: string, what: string): Prom
       hint: ref.schema === null ? "check the name, or qualify it with its schema (schema.name)" : "check the schema and table name",
     });
   }
-  const columns = await db.query<{ name: string; num: number; type: string; typtype: string; type_oid: number }>(
+  const columns = await db.query<{ name: string; num: number; type: string; base_type: string; typtype: string; type_oid: number }>(
     `SELECT a.attname AS name, a.attnum::int AS num, format_type(a.atttypid, a.atttypmod) AS type,
-            t.typtype::text AS typtype, t.oid::int AS type_oid
+            COALESCE(b.typname, t.typname) AS base_type, t.typtype::text AS typtype, t.oid::int AS type_oid
        FROM pg_catalog.pg_attribute a
        JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_catalog.pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
       WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
     [found.oid],
@@ -127,7 +130,15 @@ export async function loadTable(db: Queryable, text: string, what: string): Prom
   );
   const byName = new Map<string, ColumnInfo>();
   for (const c of columns.rows) {
-    byName.set(c.name, { name: c.name, num: c.num, type: c.type, typtype: c.typtype, typeOid: c.type_oid, sql: quoteIdent(c.name) });
+    byName.set(c.name, {
+      name: c.name,
+      num: c.num,
+      type: c.type,
+      baseType: c.base_type,
+      typtype: c.typtype,
+      typeOid: c.type_oid,
+      sql: quoteIdent(c.name),
+    });
   }
   const byNum = new Map([...byName.values()].map((c) => [c.num, c]));
   const pk = indexes.rows.find((i) => i.primary);

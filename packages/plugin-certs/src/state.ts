@@ -39,7 +39,7 @@ export interface CertsState {
   revocations: RevocationTable | null;
 }
 
-const CLOCK_TYPES = new Set(["timestamp with time zone", "timestamp without time zone", "date"]);
+const CLOCK_TYPES = new Set(["timestamptz", "timestamp", "date"]);
 
 export async function prepareState(ctx: PluginContext<CertsOptions>): Promise<CertsState> {
   const { options, pool } = ctx;
@@ -95,7 +95,7 @@ async function loadCredentials(ctx: PluginContext<CertsOptions>): Promise<Creden
 }
 
 function requireClock(column: ColumnInfo, what: string, table: TableInfo): void {
-  if (!CLOCK_TYPES.has(column.type)) {
+  if (!CLOCK_TYPES.has(column.baseType)) {
     throw new PurgerError(
       "TARGET",
       `options.${what}: column ${column.name} of ${table.display} is ${column.type}, expected timestamptz, timestamp or date`,

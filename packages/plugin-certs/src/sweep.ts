@@ -148,7 +148,7 @@ export class Params {
 
 /** `alias.column < now` in the column's own kind of time (`now` is bound as ISO text). */
 export function before(alias: string, column: ColumnInfo, now: string): string {
-  return `${alias}.${column.sql} < ${now}::text::${column.type === "date" ? "date" : "timestamptz"}`;
+  return `${alias}.${column.sql} < ${now}::text::${column.baseType === "date" ? "date" : "timestamptz"}`;
 }
 
 /** Certificates that phase 1 expires (alias `c`). */

@@ -21,7 +21,7 @@ export async function createFleet(pool: pg.Pool, options: { uniqueRevocations?: 
     CREATE TABLE ${schema}.certificates (
       id bigint PRIMARY KEY,
       serial text,
-      not_after timestamptz,
+      not_after timestamp(3) with time zone,
       status text NOT NULL DEFAULT 'active',
       revoke_reason text
     );
@@ -31,7 +31,7 @@ export async function createFleet(pool: pg.Pool, options: { uniqueRevocations?: 
       robot_certificate_id bigint REFERENCES ${schema}.certificates,
       ca_certificate_id bigint REFERENCES ${schema}.certificates,
       status text NOT NULL DEFAULT 'active',
-      expires_at timestamptz
+      expires_at timestamp without time zone
     );
     CREATE TABLE ${schema}.revocations (
       serial text NOT NULL ${options.uniqueRevocations === false ? "" : "UNIQUE"},

@@ -103,6 +103,28 @@ describe("sweep", () => {
     expect(await revocations(db.pool, fleet)).toEqual([{ serial: "aa01", reason: "keyCompromise" }]);
   });
 
+  it("works with a mixed-case table name with a space, an enum status, a uuid key and a date notAfter", async () => {
+    const fleet = await createFleet(db.pool);
+    const s = fleet.schema;
+    await db.pool.query(`
+      CREATE TYPE ${s}."Cert State" AS ENUM ('valid', 'lapsed', 'pending', 'gone');
+      CREATE TABLE ${s}."Robot Certs" ("Id" uuid PRIMARY KEY, "Serial" text, "Valid Until" date, "State" ${s}."Cert State" NOT NULL);
+      INSERT INTO ${s}."Robot Certs" VALUES
+        ('00000000-0000-0000-0000-000000000001', 'a', current_date - 1, 'valid'),
+        ('00000000-0000-0000-0000-000000000002', 'b', current_date, 'valid'),
+        ('00000000-0000-0000-0000-000000000003', 'c', current_date + 1, 'pending');`);
+    const options = {
+      certificates: { table: `${s}."Robot Certs"`, serial: "Serial", notAfter: "Valid Until", status: "State" },
+      statuses: { active: "valid", expired: "lapsed", revoking: "pending", revoked: "gone" },
+      revoker: { table: { table: fleet.t("revocations") } },
+    };
+    const result = await runPlugin(certs, { pool: db.pool, id: s, options, batchSize: 1 });
+    expect(result).toMatchObject({ status: "succeeded", processed: 2, tables: { certificates_expired: 1, certificates_revoked: 1 } });
+    const { rows } = await db.pool.query(`SELECT "Id"::text AS id, "State"::text AS state FROM ${s}."Robot Certs" ORDER BY 1`);
+    expect(rows.map((r) => `${r.id.slice(-1)} ${r.state}`)).toEqual(["1 lapsed", "2 valid", "3 gone"]);
+    expect(await revocations(db.pool, fleet)).toEqual([{ serial: "c", reason: "unspecified" }]);
+  });
+
   describe("dry run", () => {
     let hook: WebhookServer;
     beforeAll(async () => {
