@@ -170,11 +170,12 @@ async function referenceTimestamp(client: pg.PoolClient, batchSize: number): Pro
   let total = 0;
   for (;;) {
     await client.query("BEGIN");
-    const { rows } = await client.query<{ n: number; last: string[] | null }>(
+    const { rows }: pg.QueryResult<{ n: number; last: string[] | null }> = await client.query<{ n: number; last: string[] | null }>(
       cursor ? { ...next, values: [CUTOFF, batchSize, ...cursor] } : { ...first, values: [CUTOFF, batchSize] },
     );
     await client.query("COMMIT");
-    const row = rows[0]!;
+    const row = rows[0];
+    if (!row) throw new Error("the batch statement returned no row");
     total += row.n;
     cursor = row.last ?? cursor;
     if (row.n < batchSize) return total;
@@ -199,11 +200,12 @@ async function referenceUlid(client: pg.PoolClient, batchSize: number): Promise<
   let total = 0;
   for (;;) {
     await client.query("BEGIN");
-    const { rows } = await client.query<{ n: number; last: string | null }>(
+    const { rows }: pg.QueryResult<{ n: number; last: string | null }> = await client.query<{ n: number; last: string | null }>(
       cursor ? { ...next, values: [boundary, batchSize, cursor] } : { ...first, values: [boundary, batchSize] },
     );
     await client.query("COMMIT");
-    const row = rows[0]!;
+    const row = rows[0];
+    if (!row) throw new Error("the batch statement returned no row");
     total += row.n;
     cursor = row.last ?? cursor;
     if (row.n < batchSize) return total;
