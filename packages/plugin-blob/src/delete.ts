@@ -330,7 +330,7 @@ export async function deleteObject(bucket: Bucket, key: string): Promise<{ outco
     await withRetry({ ...retry, what: "HeadObject" }, () => bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key })));
   } catch (error) {
     if (statusOf(error) === 404) return { outcome: "missing", deleted: 0 };
-    throw new Error(`HeadObject ${key}: ${describeError(error)}`, { cause: error });
+    throw new Error(`HeadObject: ${describeError(error)}`, { cause: error });
   }
   await withRetry({ ...retry, what: "DeleteObject" }, () => bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key })));
   return { outcome: "deleted", deleted: 1 };

@@ -5,7 +5,7 @@
  * (`maxAttempts: 1`) so that one policy — bounded, abortable, observable —
  * governs every request, including the per-key errors inside DeleteObjects.
  */
-import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpAgent, STATUS_CODES } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GetBucketVersioningCommand, HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -57,8 +57,13 @@ export function statusOf(error: unknown): number | undefined {
 /** The S3 error code (`SlowDown`, `NoSuchBucket` …) or the network error code. */
 export function codeOf(error: unknown): string {
   const e = (error ?? {}) as S3ErrorShape;
-  return e.Code ?? (e.name && e.name !== "Error" && e.name !== "UnknownError" ? e.name : undefined) ?? e.code ?? "Error";
+  const name = e.name && !GENERIC_NAMES.has(e.name) ? e.name : undefined;
+  // Answers without a body (HEAD) carry no S3 code: name the HTTP status instead (Forbidden, Not Found …).
+  const status = statusOf(error);
+  return e.Code ?? name ?? e.code ?? (status !== undefined ? (STATUS_CODES[status] ?? "Error") : "Error");
 }
+
+const GENERIC_NAMES = new Set(["Error", "UnknownError", "Unknown"]);
 
 /** 5xx, 429, SlowDown and friends, timeouts and dropped connections: worth another try. */
 export function isRetryable(error: unknown): boolean {
@@ -80,7 +85,7 @@ export function describeError(error: unknown): string {
   const status = statusOf(error);
   const message = (error as S3ErrorShape | null)?.message;
   const code = codeOf(error);
-  const text = message && message !== code && message !== "UnknownError" ? `: ${message}` : "";
+  const text = message && message !== code && !GENERIC_NAMES.has(message) ? `: ${message}` : "";
   return `${code}${status ? ` (${status})` : ""}${text}`;
 }
 

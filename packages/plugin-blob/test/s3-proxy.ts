@@ -34,6 +34,8 @@ export interface S3ProxyOptions {
   upstream: string;
   versioning?: boolean;
   faults?: FaultOptions;
+  /** Object requests (HEAD, GET, DELETE) on these keys are refused with 403 AccessDenied, a permanent error. */
+  deny?: (key: string) => boolean;
 }
 
 export interface VersionRecord {
@@ -95,6 +97,11 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       if (kind === 2) await forward(req, body).catch(() => undefined); // the work happened, the answer is lost
       const [status, code] = kind === 0 ? [500, "InternalError"] : random() < 0.5 ? [503, "SlowDown"] : [503, "ServiceUnavailable"];
       return sendXml(res, status, `<Error><Code>${code}</Code><Message>injected by the test proxy</Message></Error>`);
+    }
+
+    if (key !== null && options.deny?.(key)) {
+      stats.faults += 1;
+      return sendXml(res, 403, `<Error><Code>AccessDenied</Code><Message>Access Denied (injected by the test proxy)</Message></Error>`);
     }
 
     if (req.method === "POST" && key === null && query.has("delete")) {
