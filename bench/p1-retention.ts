@@ -170,9 +170,8 @@ async function referenceTimestamp(client: pg.PoolClient, batchSize: number): Pro
   let total = 0;
   for (;;) {
     await client.query("BEGIN");
-    const { rows }: pg.QueryResult<{ n: number; last: string[] | null }> = await client.query<{ n: number; last: string[] | null }>(
-      cursor ? { ...next, values: [CUTOFF, batchSize, ...cursor] } : { ...first, values: [CUTOFF, batchSize] },
-    );
+    const query: pg.QueryConfig = cursor ? { ...next, values: [CUTOFF, batchSize, ...cursor] } : { ...first, values: [CUTOFF, batchSize] };
+    const { rows } = await client.query<{ n: number; last: string[] | null }>(query);
     await client.query("COMMIT");
     const row = rows[0];
     if (!row) throw new Error("the batch statement returned no row");
@@ -200,9 +199,8 @@ async function referenceUlid(client: pg.PoolClient, batchSize: number): Promise<
   let total = 0;
   for (;;) {
     await client.query("BEGIN");
-    const { rows }: pg.QueryResult<{ n: number; last: string | null }> = await client.query<{ n: number; last: string | null }>(
-      cursor ? { ...next, values: [boundary, batchSize, cursor] } : { ...first, values: [boundary, batchSize] },
-    );
+    const query: pg.QueryConfig = cursor ? { ...next, values: [boundary, batchSize, cursor] } : { ...first, values: [boundary, batchSize] };
+    const { rows } = await client.query<{ n: number; last: string | null }>(query);
     await client.query("COMMIT");
     const row = rows[0];
     if (!row) throw new Error("the batch statement returned no row");
