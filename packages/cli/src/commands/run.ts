@@ -63,7 +63,18 @@ async function serve({ config, events, io, log, tui, concurrency, flags, setDrai
   const stopProgress = tui ? () => {} : reportProgress(events, log);
   events.on("run:finish", (e) => {
     const level = e.status === "failed" ? "error" : "info";
-    log[level]({ event: "run:finish", entry: e.entry, status: e.status, processed: e.processed, durationMs: e.durationMs, error: e.error, guard: e.guard }, `${e.entry}: ${e.status}`);
+    log[level](
+      {
+        event: "run:finish",
+        entry: e.entry,
+        status: e.status,
+        processed: e.processed,
+        durationMs: e.durationMs,
+        error: e.error,
+        guard: e.guard,
+      },
+      `${e.entry}: ${e.status}`,
+    );
   });
   events.on("engine:error", (e) => log.error({ where: e.where, error: e.error.message }, "engine error"));
   const heartbeatMs = Number(io.env.PURGER_HEARTBEAT_MS ?? 5_000);

@@ -37,6 +37,7 @@ export function EntryRow({ entry, layout, selected, now, remote }: EntryRowProps
   const short = layout.mode === "compact";
   const state = stateOf(entry, now, short);
   const progress = progressOf(entry, now, remote);
+  if (progress && entry.pause === "yes") progress.rate = 0;
   const detail = detailOf(entry, remote);
   const head = (
     <>
@@ -139,7 +140,7 @@ function Figures({ progress, layout }: { progress: Progress | null; layout: RowL
         </Cell>
       )}
       <Cell width={layout.eta} right>
-        <Text dimColor>{!progress.live ? "" : leftMs !== null ? formatDuration(Math.max(0, leftMs)) : "—"}</Text>
+        <Text dimColor>{!progress.live ? "" : leftMs !== null && progress.rate > 0 ? formatDuration(Math.max(0, leftMs)) : "—"}</Text>
       </Cell>
     </>
   );
@@ -168,6 +169,8 @@ export function stateOf(entry: EntryView, now: number, short = false): StateText
       return { text: s.at === null ? "retrying" : `${short ? "retry" : "retrying"} in ${until(s.at)}`, color: "yellow", dim: false };
     case "elsewhere":
       return { text: short ? "elsewhere" : "running elsewhere", color: "cyan", dim: false };
+    case "suspended":
+      return { text: short ? "stopped" : "stopped · resumes", color: "yellow", dim: false };
     case "scheduled":
       return { text: short ? `next ${until(s.at)}` : `next run in ${until(s.at)}`, color: undefined, dim: true };
     case "finished":
@@ -188,8 +191,17 @@ const FINISHED = {
 
 function progressOf(entry: EntryView, now: number, remote: RemoteRun | undefined): Progress | null {
   const s = entry.state;
+  if (s.kind === "suspended" && entry.startedAt !== null) {
+    return { done: entry.done, total: entry.total, rate: 0, elapsedMs: null, live: false };
+  }
   if (s.kind === "running" || (s.kind === "waiting" && entry.startedAt !== null)) {
-    return { done: entry.done, total: entry.total, rate: entry.rate, elapsedMs: entry.startedAt === null ? null : now - entry.startedAt, live: true };
+    return {
+      done: entry.done,
+      total: entry.total,
+      rate: entry.rate,
+      elapsedMs: entry.startedAt === null ? null : now - entry.startedAt,
+      live: true,
+    };
   }
   if (s.kind === "elsewhere" && remote) {
     return { done: remote.processed, total: remote.total, rate: 0, elapsedMs: now - remote.startedAt, live: false };
@@ -204,7 +216,14 @@ function progressOf(entry: EntryView, now: number, remote: RemoteRun | undefined
     return { done: entry.done, total, rate, elapsedMs: entry.durationMs, live: false };
   }
   if (entry.durationMs !== null) {
-    return { done: entry.done, total: null, rate: 0, elapsedMs: null, live: false, note: `last run: ${formatCount(entry.done)} in ${formatDuration(entry.durationMs)}` };
+    return {
+      done: entry.done,
+      total: null,
+      rate: 0,
+      elapsedMs: null,
+      live: false,
+      note: `last run: ${formatCount(entry.done)} in ${formatDuration(entry.durationMs)}`,
+    };
   }
   return null;
 }
@@ -212,7 +231,10 @@ function progressOf(entry: EntryView, now: number, remote: RemoteRun | undefined
 function detailOf(entry: EntryView, remote: RemoteRun | undefined): { text: string; color: Color } | null {
   if (entry.lastError) return { text: `✖ ${entry.lastError}`, color: "red" };
   if (entry.state.kind === "waiting") {
-    return { text: `another process runs this entry${entry.state.holder ? ` (${entry.state.holder})` : ""}; waiting for it`, color: undefined };
+    return {
+      text: `another process runs this entry${entry.state.holder ? ` (${entry.state.holder})` : ""}; waiting for it`,
+      color: undefined,
+    };
   }
   if (entry.state.kind === "elsewhere") return { text: `on ${remote?.processId ?? entry.state.processId}`, color: undefined };
   if (entry.binItem && entry.state.kind !== "running") return { text: `${entry.binItem.kind} #${entry.binItem.itemId}`, color: undefined };

@@ -34,7 +34,8 @@ export function Footer({ interactive, quitting, ended, logFile, notice, quitHint
         <Box flexWrap="wrap" columnGap={2}>
           {interactive ? (
             <Text>
-              <Text bold>q</Text> {quitHint} · <Text bold>p</Text> pause/resume · <Text bold>↑↓</Text> select · <Text bold>enter</Text> last runs
+              <Text bold>q</Text> {quitHint} · <Text bold>p</Text> pause/resume · <Text bold>↑↓</Text> select · <Text bold>enter</Text> last
+              runs
             </Text>
           ) : (
             <Text>

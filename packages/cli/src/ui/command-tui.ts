@@ -8,7 +8,16 @@ import { accessSync, constants, mkdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { tmpdir } from "node:os";
 import type pg from "pg";
-import { binKinds, clusterStatus, createPool, listRuns, nextRunAt, type EntryConfig, type Logger, type PurgerEventEmitter } from "@purger/core";
+import {
+  binKinds,
+  clusterStatus,
+  createPool,
+  listRuns,
+  nextRunAt,
+  type EntryConfig,
+  type Logger,
+  type PurgerEventEmitter,
+} from "@purger/core";
 import { createLogger } from "../logger.js";
 import { loadTui } from "./load.js";
 import type { MountedTui } from "./tui.js";
@@ -63,7 +72,11 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
     },
   });
   const { mountTui } = await loadTui(options.env);
-  const mounted: MountedTui = mountTui({ store, ...(options.stdout ? { stdout: options.stdout } : {}), ...(options.stdin ? { stdin: options.stdin } : {}) });
+  const mounted: MountedTui = mountTui({
+    store,
+    ...(options.stdout ? { stdout: options.stdout } : {}),
+    ...(options.stdin ? { stdin: options.stdin } : {}),
+  });
   store.start();
   let closing: Promise<void> | null = null;
   return {

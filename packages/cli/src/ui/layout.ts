@@ -70,5 +70,16 @@ export function rowLayout(input: LayoutInput): RowLayout {
   // Marker, id, state, bar, count, rate, eta: six gaps.
   const rest = width - (MARKER + SHORT_STATE + SHORT_COUNT + RATE + ETA + 5);
   const id = Math.max(MIN_ID, Math.min(longest, Math.floor(rest * 0.55)));
-  return { mode: "compact", columns: width, id, plugin: 0, state: SHORT_STATE, bar: Math.max(4, rest - id), count: SHORT_COUNT, rate: RATE, elapsed: 0, eta: ETA };
+  return {
+    mode: "compact",
+    columns: width,
+    id,
+    plugin: 0,
+    state: SHORT_STATE,
+    bar: Math.max(4, rest - id),
+    count: SHORT_COUNT,
+    rate: RATE,
+    elapsed: 0,
+    eta: ETA,
+  };
 }

@@ -23,6 +23,8 @@ export type EntryState =
   | { kind: "waiting"; holder: string | null }
   | { kind: "retrying"; at: number | null; attempt: number; maxAttempts: number }
   | { kind: "elsewhere"; processId: string }
+  /** The process stopped mid-run (worker drain): the run resumes from its checkpoint next time. */
+  | { kind: "suspended" }
   | { kind: "finished"; status: Exclude<RunStatus, "running"> };
 
 export interface EntryView {
@@ -205,6 +207,10 @@ export class TuiStore {
     this.#database = options.database ?? "connecting…";
     this.#order = options.entries.map((e) => e.id);
     this.#entries = new Map(options.entries.map((e) => [e.id, newEntry(e)]));
+    for (const [id, entry] of this.#entries) {
+      const at = options.nextRunAt?.(id);
+      if (at) entry.state = { kind: "scheduled", at: at.getTime() };
+    }
     this.#subscribeEvents(options.events);
     this.#snapshot = this.#build();
   }
@@ -228,6 +234,10 @@ export class TuiStore {
   stop(): void {
     this.#stopped = true;
     this.#ended = true;
+    for (const entry of this.#entries.values()) {
+      if (entry.state.kind === "running" || entry.state.kind === "starting" || entry.state.kind === "waiting")
+        entry.state = { kind: "suspended" };
+    }
     for (const off of this.#off) off();
     for (const timer of [this.#frameTimer, this.#pollTimer]) if (timer) clearTimeout(timer);
     if (this.#tickTimer) clearInterval(this.#tickTimer);
@@ -383,7 +393,7 @@ export class TuiStore {
         if (!entry) return;
         entry.done = e.processed;
         entry.durationMs = e.durationMs;
-        entry.lastError = e.error && e.status !== "interrupted" ? e.error : e.guard ?? null;
+        entry.lastError = e.error && e.status !== "interrupted" ? e.error : (e.guard ?? null);
         entry.runId = null;
         entry.pause = entry.userPaused ? "yes" : "no";
         entry.state = this.#stateAfterRun(e.entry, e.status);
@@ -398,7 +408,7 @@ export class TuiStore {
               processed: e.processed,
               durationMs: e.durationMs,
               dryRun: e.dryRun,
-              detail: e.guard ?? (e.status === "interrupted" ? null : e.error ?? null),
+              detail: e.guard ?? (e.status === "interrupted" ? null : (e.error ?? null)),
             },
           ];
         }
@@ -431,11 +441,22 @@ export class TuiStore {
         const entry = this.#entries.get(e.entry);
         if (!entry) return;
         entry.pause = e.paused ? "yes" : entry.userPaused ? "requested" : "no";
+        // Measure the rate afresh after a pause.
+        if (!e.paused) entry.mark = { at: this.#now(), done: entry.done };
         this.#changed();
       }),
       events.on("bin:item:start", (e) => {
         const now = this.#now();
-        this.#binItems.set(e.itemId, { kind: e.kind, entry: e.entry, itemId: e.itemId, done: 0, total: null, startedAt: now, rate: 0, mark: null });
+        this.#binItems.set(e.itemId, {
+          kind: e.kind,
+          entry: e.entry,
+          itemId: e.itemId,
+          done: 0,
+          total: null,
+          startedAt: now,
+          rate: 0,
+          mark: null,
+        });
         this.#changed();
       }),
       events.on("bin:item:progress", (e) => {
@@ -454,7 +475,16 @@ export class TuiStore {
         if (e.durationMs >= BIN_LINE_MIN_MS && e.finished) {
           this.#finished = [
             ...this.#finished,
-            { key: `bin-${++this.#finishedSeq}`, entry: e.entry, what: e.kind, status: "succeeded", processed: e.processed, durationMs: e.durationMs, dryRun: false, detail: null },
+            {
+              key: `bin-${++this.#finishedSeq}`,
+              entry: e.entry,
+              what: e.kind,
+              status: "succeeded",
+              processed: e.processed,
+              durationMs: e.durationMs,
+              dryRun: false,
+              detail: null,
+            },
           ];
         }
         this.#changed();
@@ -510,8 +540,8 @@ export class TuiStore {
     const now = this.#now();
     const liveAfter = this.#options.liveAfterMs ?? 30_000;
     const live = status.processes.filter((p) => now - p.heartbeatAt.getTime() < liveAfter);
-    const selfListed = live.some((p) => p.id === this.#options.processId);
-    this.#processes = live.length + (selfListed ? 0 : 1);
+    // A worker (`run`, `demo`) beats in purger.processes; `once` does not, so it counts itself.
+    this.#processes = live.length + (this.#options.mode === "once" ? 1 : 0);
     this.#binDepth = status.bin;
     this.#remote = [];
     for (const e of status.entries) {
@@ -525,7 +555,13 @@ export class TuiStore {
         startedAt: run.startedAt.getTime(),
       });
       const entry = this.#entries.get(e.entry);
-      if (entry && (entry.state.kind === "idle" || entry.state.kind === "scheduled" || entry.state.kind === "elsewhere" || entry.state.kind === "finished")) {
+      if (
+        entry &&
+        (entry.state.kind === "idle" ||
+          entry.state.kind === "scheduled" ||
+          entry.state.kind === "elsewhere" ||
+          entry.state.kind === "finished")
+      ) {
         entry.state = { kind: "elsewhere", processId: run.processId ?? "?" };
       }
     }
@@ -574,7 +610,15 @@ export class TuiStore {
       return {
         ...view,
         binItem: first
-          ? { kind: first.kind, itemId: first.itemId, done: first.done, total: first.total, startedAt: first.startedAt, rate: first.rate, active: items.length }
+          ? {
+              kind: first.kind,
+              itemId: first.itemId,
+              done: first.done,
+              total: first.total,
+              startedAt: first.startedAt,
+              rate: first.rate,
+              active: items.length,
+            }
           : null,
       };
     });
