@@ -227,10 +227,10 @@ async function revokePending(ctx: Ctx, after: string | null, limit: number): Pro
       step.exhausted = false;
       break;
     }
-    step.handled += 1;
-    step.last = row.id;
     if (ctx.dryRun) {
       // A dry run calls no revoker: count what would be revoked.
+      step.handled += 1;
+      step.last = row.id;
       step.changed += 1;
       step.sample.push(`certificate ${row.id} (serial ${row.serial})`);
       continue;
@@ -238,6 +238,13 @@ async function revokePending(ctx: Ctx, after: string | null, limit: number): Pro
     const error = await inSavepoint(ctx.client, () =>
       revokeLocked({ client: ctx.client, state: ctx.state, row, reason: null, signal: ctx.signal, log: ctx.log }),
     );
+    if (error !== null && ctx.signal.aborted) {
+      // Interrupted (shutdown, timeout), not refused: the next slice starts again at this row.
+      step.exhausted = false;
+      break;
+    }
+    step.handled += 1;
+    step.last = row.id;
     if (error === null) {
       step.changed += 1;
       step.sample.push(`certificate ${row.id}`);
