@@ -133,7 +133,7 @@ export async function listBinItems(
   const { rows } = await db.query<BinItem>(
     `SELECT ${ITEM_COLUMNS} FROM purger.bin
       WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
-      ORDER BY id LIMIT $3`,
+      ORDER BY bin.id LIMIT $3`,
     [options.status ?? null, options.kind ?? null, options.limit ?? 100],
   );
   return rows;

@@ -82,7 +82,7 @@ function toRecord(row: RunRow): RunRecord {
 /** The unfinished run of an entry (a slice ended, or its process died), to resume. Call while holding the entry lock. */
 export async function findResumableRun(db: pg.ClientBase, entry: string): Promise<RunRecord | null> {
   const { rows } = await db.query<RunRow>(
-    `SELECT ${COLUMNS} FROM purger.runs WHERE entry = $1 AND status = 'running' AND NOT dry_run ORDER BY id DESC LIMIT 1`,
+    `SELECT ${COLUMNS} FROM purger.runs WHERE entry = $1 AND status = 'running' AND NOT dry_run ORDER BY runs.id DESC LIMIT 1`,
     [entry],
   );
   return rows[0] ? toRecord(rows[0]) : null;
@@ -172,7 +172,7 @@ export async function insertFinishedRun(db: pg.Pool | pg.ClientBase, run: NewRun
 
 export async function listRuns(db: pg.Pool, options: { entry?: string; limit?: number } = {}): Promise<RunRecord[]> {
   const { rows } = await db.query<RunRow>(
-    `SELECT ${COLUMNS} FROM purger.runs WHERE ($1::text IS NULL OR entry = $1) ORDER BY id DESC LIMIT $2`,
+    `SELECT ${COLUMNS} FROM purger.runs WHERE ($1::text IS NULL OR entry = $1) ORDER BY runs.id DESC LIMIT $2`,
     [options.entry ?? null, options.limit ?? 20],
   );
   return rows.map(toRecord);
