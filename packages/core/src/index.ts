@@ -44,3 +44,4 @@ export type { ClusterStatus, EntryStatus, ProcessInfo } from "./engine/status.js
 export { cronItems, nextRunAt } from "./engine/schedule.js";
 export { checkEntry, estimateEntry } from "./engine/inspect.js";
 export type { InspectOptions } from "./engine/inspect.js";
+export type { JSONSchemaType } from "ajv";
