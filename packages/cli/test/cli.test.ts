@@ -129,7 +129,7 @@ describe("once", () => {
     const dir = project(
       retentionEntry({ id: "no-table", table: "once_nope" }) + retentionEntry({ id: "no-column", table: "once_target", column: "deleted_at" }),
     );
-    const table = await purger(["once", "no-table"], { cwd: dir });
+    const [table, column] = await Promise.all([purger(["once", "no-table"], { cwd: dir }), purger(["once", "no-column"], { cwd: dir })]);
     expect(table.code).toBe(2);
     expect(table.stdout).toBe("");
     expect(clean(table.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
@@ -139,7 +139,6 @@ describe("once", () => {
         "",
       ]
     `);
-    const column = await purger(["once", "no-column"], { cwd: dir });
     expect(column.code).toBe(2);
     expect(clean(column.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
       [
@@ -159,7 +158,7 @@ describe("once", () => {
       retentionEntry({ id: "rows", table: "once_guard", retention: "7d", guard: "{ maxRows: 100 }" }) +
         retentionEntry({ id: "fraction", table: "once_guard", retention: "7d", guard: "{ maxFraction: 0.5 }" }),
     );
-    const rows = await purger(["once", "rows"], { cwd: dir });
+    const [rows, fraction] = await Promise.all([purger(["once", "rows"], { cwd: dir }), purger(["once", "fraction", "--json"], { cwd: dir })]);
     expect(rows.code).toBe(1);
     expect(clean(rows.stdout, dir)).toMatchInlineSnapshot(`
       "rows (@purger/plugin-retention): guarded
@@ -167,7 +166,6 @@ describe("once", () => {
         guard.maxRows: more than 100 items qualify (counted 101, stopped counting at 101); nothing was changed
       "
     `);
-    const fraction = await purger(["once", "fraction", "--json"], { cwd: dir });
     expect(fraction.code).toBe(1);
     expect(JSON.parse(fraction.stdout)).toMatchObject({ status: "guarded", processed: 0 });
     expect(JSON.parse(fraction.stdout).guard).toMatchInlineSnapshot(`"guard.maxFraction: at least 101 of 200 items (50.5%) qualify, more than the limit of 50.0%; nothing was changed"`);
@@ -281,8 +279,8 @@ describe("status, plan, schema, init, enqueue", () => {
       "
     `);
     const written = readFileSync(join(dir, "purger.yaml"), "utf8");
-    expect((await purger(["validate"], { cwd: dir })).code).toBe(0);
-    const again = await purger(["init"], { cwd: dir });
+    const [validate, again] = await Promise.all([purger(["validate"], { cwd: dir }), purger(["init"], { cwd: dir })]);
+    expect(validate.code).toBe(0);
     expect(again.code).toBe(2);
     expect(clean(again.stderr, dir)).toMatchInlineSnapshot(`
       "purger: <dir>/purger.yaml already exists
@@ -296,21 +294,23 @@ describe("status, plan, schema, init, enqueue", () => {
   it("enqueue: an unknown kind, a payload that is not JSON, or one its handler's schema refuses: exit 2, nothing queued", async () => {
     const dir = project(`- id: notes\n  use: ./notes-plugin.mjs\n  options: {}\n`);
     writeConfig(dir, NOTES_PLUGIN, "notes-plugin.mjs");
-    const kind = await purger(["enqueue", "notes.nope", "{}"], { cwd: dir });
+    const [kind, json, payload] = await Promise.all([
+      purger(["enqueue", "notes.nope", "{}"], { cwd: dir }),
+      purger(["enqueue", "notes.note", "{id: 1}"], { cwd: dir }),
+      purger(["enqueue", "notes.note", '{"id": "one"}'], { cwd: dir }),
+    ]);
     expect(kind.code).toBe(2);
     expect(clean(kind.stderr, dir)).toMatchInlineSnapshot(`
       "purger: unknown bin kind "notes.nope"
       hint: kinds of this config: notes.note
       "
     `);
-    const json = await purger(["enqueue", "notes.note", "{id: 1}"], { cwd: dir });
     expect(json.code).toBe(2);
     expect(clean(json.stderr, dir)).toMatchInlineSnapshot(`
       "purger: the payload is not valid JSON: Expected property name or '}' in JSON at position 1
       hint: e.g. purger enqueue notes.note '{"prefix":"teams/42/"}'
       "
     `);
-    const payload = await purger(["enqueue", "notes.note", '{"id": "one"}'], { cwd: dir });
     expect(payload.code).toBe(2);
     expect(clean(payload.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
       [
@@ -324,5 +324,72 @@ describe("status, plan, schema, init, enqueue", () => {
     const ok = await purger(["enqueue", "notes.note", '{"id": 7}'], { cwd: dir });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^\d+\n$/);
+  });
+});
+
+describe("R6: hostile identifiers and payloads", () => {
+  const VICTIM = "r6_victim";
+
+  it("a table or column name carrying SQL is refused (exit 2); a real table with quotes, spaces and unicode in its names is quoted and works; nothing is dropped", async () => {
+    await pool.query(`DROP TABLE IF EXISTS ${VICTIM}; CREATE TABLE ${VICTIM} (id int); INSERT INTO ${VICTIM} VALUES (1)`);
+    const weird = `we"ird; DROP TABLE ${VICTIM}; --`;
+    const clock = "créé à";
+    await pool.query(`CREATE TABLE "we""ird; DROP TABLE ${VICTIM}; --" (id bigserial PRIMARY KEY, "créé à" timestamptz NOT NULL, note text)`);
+    await pool.query(
+      `INSERT INTO "we""ird; DROP TABLE ${VICTIM}; --" ("créé à", note)
+       SELECT now() - g * interval '1 day', CASE WHEN g % 2 = 0 THEN $1 ELSE 'plain' END FROM generate_series(1, 20) g`,
+      [`x'); DROP TABLE ${VICTIM}; --`],
+    );
+    const dir = project(
+      retentionEntry({ id: "inject-table", table: `users; DROP TABLE ${VICTIM}` }) +
+        retentionEntry({ id: "inject-column", table: VICTIM, column: `id; DROP TABLE ${VICTIM}` }) +
+        retentionEntry({ id: "inject-quote", table: `${VICTIM}" CASCADE; --` }) +
+        retentionEntry({
+          id: "weird",
+          table: weird,
+          column: clock,
+          retention: "7d",
+          extra: `where:\n  note: ${JSON.stringify(`x'); DROP TABLE ${VICTIM}; --`)}\n`,
+        }),
+    );
+    const refused = await Promise.all(["inject-table", "inject-column", "inject-quote"].map((id) => purger(["once", id], { cwd: dir })));
+    for (const r of refused) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/does not exist/);
+    }
+    const r = await purger(["once", "weird", "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    // Rows 8…20 are older than 7 days; of those, the even ones carry the note.
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "succeeded", processed: 7 });
+    const { rows } = await pool.query<{ id: number }>(`SELECT id::int FROM "we""ird; DROP TABLE ${VICTIM}; --" ORDER BY id`);
+    expect(rows.map((x) => x.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 15, 17, 19]);
+    expect((await pool.query(`SELECT count(*)::int AS n FROM ${VICTIM}`)).rows[0].n).toBe(1);
+  });
+
+  it("an entry id or payload carrying SQL, and a huge payload, are refused with exit 2", async () => {
+    const dir = project(`- id: notes\n  use: ./notes-plugin.mjs\n  options: {}\n`);
+    writeConfig(dir, NOTES_PLUGIN, "notes-plugin.mjs");
+    const badId = project(retentionEntry({ id: `x'; DROP TABLE ${VICTIM}; --`, table: VICTIM }));
+    const [payload, huge, validate] = await Promise.all([
+      purger(["enqueue", "notes.note", `{"id": 1, "x": "'); DROP TABLE ${VICTIM}; --"}`], { cwd: dir }),
+      purger(["enqueue", "notes.note", JSON.stringify({ id: 1, pad: "x".repeat(100_000) })], { cwd: dir }),
+      purger(["validate"], { cwd: badId }),
+    ]);
+    expect(payload.code).toBe(2);
+    expect(huge.code).toBe(2);
+    expect(clean(huge.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
+      [
+        "purger: bin payload for notes.note: 100017 bytes, more than the limit of 65536",
+        "",
+      ]
+    `);
+    expect(validate.code).toBe(2);
+    expect(clean(validate.stderr, badId)).toMatchInlineSnapshot(`
+      "purger: purger.yaml:4:9 plugins[0].id: expected an id of lowercase letters, digits, "-" and "_", starting with a letter or digit, at most 63 characters, found "x'; DROP TABLE r6_victim; --"
+      hint: fix the file, then check it with \`purger validate\`; \`purger schema\` prints a JSON Schema your editor can check purger.yaml with as you type
+      "
+    `);
+    expect((await pool.query(`SELECT count(*)::int AS n FROM ${VICTIM}`)).rows[0].n).toBe(1);
+    expect((await pool.query("SELECT count(*)::int AS n FROM purger.bin WHERE payload ? 'x' OR payload ? 'pad'")).rows[0].n).toBe(0);
   });
 });

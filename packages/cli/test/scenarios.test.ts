@@ -105,3 +105,143 @@ describe("R1: kill -9 in the middle of a backfill, then restart", () => {
     expect(runs.every((r) => r.status === "succeeded")).toBe(true);
   }, 120_000);
 });
+
+/** Whether a DELETE of `table` is executing right now (a batch in flight). */
+async function batchInFlight(table: string): Promise<boolean> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid() AND query ILIKE $1`,
+    [`%DELETE FROM%${table}%`],
+  );
+  return rows[0]!.n > 0;
+}
+
+describe("R10: signals during a batch", () => {
+  const OLD = 240_000;
+  const BATCH = 60_000;
+
+  it("SIGTERM to `purger run`: the batch in flight commits whole, exit 0 within shutdownTimeout, the run stays resumable", async () => {
+    await seedTable(pool, "r10_run", OLD, 100);
+    const dir = project(retentionEntry({ id: "big", table: "r10_run", retention: "7d", batchSize: BATCH, runOnStart: true }), {
+      worker: "shutdownTimeout: 20s\n",
+    });
+    const service = start(["run", "--concurrency", "1"], dir);
+    await runWhen("big", (r) => r.processed >= BATCH, "the first batch to commit");
+    await until(async () => ((await batchInFlight("r10_run")) ? true : undefined), "the second batch to be in flight", 30_000, 20);
+    const signalledAt = performance.now();
+    service.kill("SIGTERM");
+    const exit = await service.exited;
+    expect(exit.code).toBe(0);
+    expect(performance.now() - signalledAt).toBeLessThan(20_000);
+    expect(exit.stderr).toContain("draining: running batches finish, then purger stops");
+
+    const [run] = await runRows(pool, "big");
+    const left = (await idSpan(pool, "r10_run")).count;
+    // Batch and checkpoint commit together: what is gone is exactly what the run recorded, in whole batches.
+    expect(OLD + 100 - left).toBe(run!.processed);
+    expect(run!.processed % BATCH).toBe(0);
+    expect(run!.processed).toBeGreaterThanOrEqual(2 * BATCH);
+    expect(run!.status).toBe("running");
+
+    // Resumable: the next run continues this one.
+    const once = await purger(["once", "big", "--json"], { cwd: dir });
+    expect(once.code).toBe(0);
+    expect(JSON.parse(once.stdout)).toMatchObject({ runId: run!.id, status: "succeeded", processed: OLD });
+    expect(await idSpan(pool, "r10_run")).toEqual({ count: 100, min: OLD + 1, max: OLD + 100 });
+  }, 120_000);
+
+  it("SIGINT to `purger once`: exit 130, the batch in flight commits whole, the run recorded as interrupted", async () => {
+    await seedTable(pool, "r10_once", OLD, 100);
+    const dir = project(retentionEntry({ id: "big-once", table: "r10_once", retention: "7d", batchSize: BATCH }));
+    const once = start(["once", "big-once", "--json"], dir);
+    await runWhen("big-once", (r) => r.processed >= BATCH, "the first batch to commit");
+    await until(async () => ((await batchInFlight("r10_once")) ? true : undefined), "the second batch to be in flight", 30_000, 20);
+    once.kill("SIGINT");
+    const exit = await once.exited;
+    expect(exit.code).toBe(130);
+    const summary = JSON.parse(exit.stdout) as { status: string; processed: number; runId: string };
+    expect(summary.status).toBe("interrupted");
+    const [run] = await runRows(pool, "big-once");
+    expect(run).toMatchObject({ id: summary.runId, status: "interrupted", processed: summary.processed, error: "interrupted" });
+    expect(run!.finished_at).not.toBe(null);
+    expect(OLD + 100 - (await idSpan(pool, "r10_once")).count).toBe(run!.processed);
+    expect(run!.processed % BATCH).toBe(0);
+    expect(run!.processed).toBeGreaterThanOrEqual(2 * BATCH);
+  }, 120_000);
+});
+
+describe("R2: three `purger run` processes on one database", () => {
+  it("no entry runs twice at once, each tick runs once cluster-wide, every process takes work, every bin item handled once", async () => {
+    const ENTRIES = 5;
+    const ROWS = 20_000;
+    await pool.query("DROP TABLE IF EXISTS r2_tick; CREATE TABLE r2_tick (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
+    for (let i = 1; i <= ENTRIES; i++) await seedTable(pool, `r2_e${i}`, ROWS, 50);
+    let plugins = retentionEntry({ id: "tick", table: "r2_tick", retention: "1h", schedule: "every 2s" });
+    for (let i = 1; i <= ENTRIES; i++) {
+      plugins += retentionEntry({ id: `e${i}`, table: `r2_e${i}`, retention: "7d", batchSize: 500, timeout: "300ms", runOnStart: true });
+    }
+    plugins += `- id: notes\n  use: ./notes-plugin.mjs\n  options: {}\n`;
+    const dir = project(plugins);
+    writeConfig(dir, NOTES_PLUGIN, "notes-plugin.mjs");
+
+    const replicas = [0, 1, 2].map(() => start(["run", "--concurrency", "2"], dir));
+    await Promise.all(replicas.map((p) => p.waitForLog((l) => l.event === "worker:start", 60_000)));
+    const windowStart = Date.now();
+    // Bin items arrive while the three replicas work, each in its own transaction.
+    const items: string[] = [];
+    for (let i = 1; i <= 30; i++) {
+      const { rows } = await pool.query<{ id: string }>("SELECT purger.enqueue('notes.note', $1::jsonb)::text AS id", [JSON.stringify({ id: i })]);
+      items.push(rows[0]!.id);
+      await sleep(150);
+    }
+    await until(
+      async () => {
+        const runs = await runRows(pool);
+        const finished = Array.from({ length: ENTRIES }, (_, i) => runs.some((r) => r.entry === `e${i + 1}` && r.status === "succeeded" && r.processed > 0));
+        return finished.every(Boolean) && Date.now() - windowStart > 10_000 ? true : undefined;
+      },
+      "every backlog to be done and 10 s to pass",
+      90_000,
+      250,
+    );
+    for (const p of replicas) p.kill("SIGTERM");
+    const exits = await Promise.all(replicas.map((p) => p.exited));
+    expect(exits.map((e) => e.code)).toEqual([0, 0, 0]);
+
+    const runs = (await runRows(pool)).filter((r) => !r.dry_run);
+    // No two runs of one entry overlap in time.
+    for (const entry of new Set(runs.map((r) => r.entry))) {
+      const spans = runs
+        .filter((r) => r.entry === entry)
+        .map((r) => [r.started_at.getTime(), (r.finished_at ?? new Date()).getTime()] as const)
+        .sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++) expect(spans[i]![0], `runs of ${entry} overlap`).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+    }
+    // Each backlog was worked by exactly one run, whose count matches what is gone; the fresh rows stay.
+    for (let i = 1; i <= ENTRIES; i++) {
+      const working = runs.filter((r) => r.entry === `e${i}` && r.processed > 0);
+      expect(working.map((r) => [r.status, r.processed])).toEqual([["succeeded", ROWS]]);
+      expect(await idSpan(pool, `r2_e${i}`)).toEqual({ count: 50, min: ROWS + 1, max: ROWS + 50 });
+    }
+    // `every 2s`: one run per tick for the whole cluster, not one per replica.
+    const ticks = runs
+      .filter((r) => r.entry === "tick")
+      .map((r) => r.started_at.getTime())
+      .sort((a, b) => a - b);
+    const spanMs = ticks[ticks.length - 1]! - ticks[0]!;
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    expect(ticks.length).toBeLessThanOrEqual(Math.floor(spanMs / 2_000) + 1);
+    for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!).toBeGreaterThanOrEqual(1_900);
+    // Every bin item handled exactly once, and done.
+    const { rows: notes } = await pool.query<{ item: number; n: number }>("SELECT item, count(*)::int AS n FROM notes GROUP BY item ORDER BY item");
+    expect(notes).toEqual(Array.from({ length: 30 }, (_, i) => ({ item: i + 1, n: 1 })));
+    const { rows: bin } = await pool.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM purger.bin GROUP BY status");
+    expect(bin).toEqual([{ status: "done", n: 30 }]);
+    // Every replica took work: slices of the backlogs, ticks or bin items.
+    const { rows: handlers } = await pool.query<{ pid: number }>("SELECT DISTINCT pid FROM notes");
+    const worked = replicas.map((p) => p.logs().some((l) => l.event === "run:start") || handlers.some((h) => h.pid === p.pid));
+    expect(worked).toEqual([true, true, true]);
+    const slicesBy = replicas.map((p) => p.logs().filter((l) => l.event === "run:start" && String(l.entry).startsWith("e")).length);
+    expect(slicesBy.every((n) => n > 0), `backlog slices per replica: ${slicesBy.join(", ")}`).toBe(true);
+  }, 150_000);
+});

@@ -8,6 +8,7 @@
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   Logger as GraphileLogger,
   makeWorkerUtils,
@@ -160,7 +161,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
     concurrency: options.concurrency ?? config.worker.concurrency,
     noHandleSignals: true,
     pollInterval: 2_000,
-    taskList: { [ENTRY_TASK]: runEntryTask, [BIN_TASK]: binTask },
+    taskList: { [ENTRY_TASK]: afterOutage(runEntryTask), [BIN_TASK]: afterOutage(binTask) },
     parsedCronItems: cronItems(config.entries),
     logger: graphileLogger(log),
     events: graphileEvents,
@@ -211,6 +212,23 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
 
   return { processId, stop, promise: runner.promise, utils };
 
+  /**
+   * graphile-worker records a task's failure after the task throws, does not retry a refused
+   * connection, and a failure it cannot record ends the process (an unhandled rejection). A task
+   * failing because the database went away (a restart) therefore waits for it to come back
+   * before handing the job back for its retry, which resumes the run from its checkpoint.
+   */
+  function afterOutage(task: Task): Task {
+    return async (payload, helpers) => {
+      try {
+        await task(payload, helpers);
+      } catch (error) {
+        await waitForDatabase(pool, stopController.signal, log);
+        throw error;
+      }
+    };
+  }
+
   async function scheduleEvery(adder: JobAdder, entry: EntryConfig, mode: "replace" | "preserve_run_at" = "replace"): Promise<void> {
     const at = nextRunAt(entry.schedule!)!;
     const runAt = new Date(at.getTime() + jitterDelay(entry));
@@ -242,6 +260,25 @@ async function addEntryJob(
 /** Ask a running cluster to run an entry now (the job is taken by any worker). */
 export async function requestRun(utils: WorkerUtils, entry: EntryConfig): Promise<void> {
   await addEntryJob(utils, entry, "manual", "start");
+}
+
+/** Resolves once `SELECT 1` succeeds (at once when the database is up), or when `signal` aborts. */
+async function waitForDatabase(pool: pg.Pool, signal: AbortSignal, log: Logger): Promise<void> {
+  let since: number | null = null;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      await pool.query("SELECT 1");
+      if (since !== null) log.info({ outageMs: Date.now() - since }, "the database is reachable again");
+      return;
+    } catch (error) {
+      if (since === null) {
+        since = Date.now();
+        log.warn({ error: errorMessage(error) }, "the database is unreachable: waiting for it before retrying the job");
+      }
+      if (signal.aborted) return;
+      await sleep(delay, undefined, { signal }).catch(() => {});
+    }
+  }
 }
 
 function toError(error: unknown): Error {

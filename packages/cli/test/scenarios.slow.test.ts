@@ -1,0 +1,178 @@
+/**
+ * Scenarios that need a PostgreSQL of their own (`pnpm test:slow`): R4, the
+ * server restarted under a running `purger run`; and the embedded PostgreSQL
+ * as the CLI starts it when purger.yaml has no `database:` — in a plain
+ * directory and in one only root may enter.
+ */
+import { chmodSync, existsSync, mkdirSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, afterEach, describe, expect, it, onTestFailed } from "vitest";
+import { createPool, startEmbeddedPostgres } from "../../core/src/index.js";
+import {
+  configText,
+  idSpan,
+  purger,
+  retentionEntry,
+  runRows,
+  seedTable,
+  spawnPurger,
+  tempDir,
+  until,
+  writeConfig,
+  type PurgerProcess,
+} from "./helpers.js";
+
+const cleanups: Array<() => void | Promise<void>> = [];
+let processes: PurgerProcess[] = [];
+
+afterEach(async () => {
+  await Promise.all(processes.map((p) => p.stop()));
+  processes = [];
+});
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function start(args: string[], dir: string, env: Record<string, string> = {}): PurgerProcess {
+  const p = spawnPurger(args, { cwd: dir, env: { PURGER_HEARTBEAT_MS: "500", PURGER_DEAD_AFTER_MS: "5000", ...env } });
+  processes.push(p);
+  onTestFailed(() => console.log(`purger ${args.join(" ")} (pid ${p.pid}) stderr:\n${p.stderr.split("\n").slice(-60).join("\n")}`));
+  return p;
+}
+
+describe("R4: PostgreSQL restarted during a run", () => {
+  it("the worker reconnects and finishes the run; the run record matches what was deleted", async () => {
+    const { dir, cleanup } = tempDir("purger-r4-");
+    cleanups.push(cleanup);
+    const pgDir = join(dir, "pg");
+    let server = await startEmbeddedPostgres({ dir: pgDir });
+    cleanups.push(() => server.stop());
+    const port = Number(new URL(server.url).port);
+    const pool = createPool({ url: server.url, max: 2 });
+    pool.on("error", () => {});
+    cleanups.push(() => pool.end().catch(() => {}));
+
+    const OLD = 200_000;
+    await seedTable(pool, "r4_events", OLD, 500);
+    writeConfig(dir, configText({ url: server.url, plugins: retentionEntry({ id: "r4", table: "r4_events", retention: "7d", batchSize: 1000, timeout: "2s", runOnStart: true }) }));
+    const service = start(["run", "--concurrency", "1"], dir);
+    await until(async () => (await runRows(pool, "r4").catch(() => []))[0]?.processed! >= 10_000 || undefined, "the backfill to be under way", 60_000);
+
+    await server.stop();
+    await sleep(2_000);
+    expect(service.child.exitCode).toBe(null);
+    server = await startEmbeddedPostgres({ dir: pgDir, port });
+    expect(server.owned).toBe(true);
+
+    const done = await until(
+      async () => {
+        const runs = await runRows(pool, "r4").catch(() => []);
+        return runs.find((r) => r.processed > 0 && r.status !== "running");
+      },
+      "the run to finish after the restart",
+      120_000,
+      500,
+    );
+    expect(done).toMatchObject({ status: "succeeded", processed: OLD });
+    expect(await idSpan(pool, "r4_events")).toEqual({ count: 500, min: OLD + 1, max: OLD + 500 });
+    // One run did the whole backfill: the restart did not start a second one over it.
+    const runs = await runRows(pool, "r4");
+    expect(runs.filter((r) => r.processed > 0).map((r) => r.id)).toEqual([done.id]);
+    expect(service.child.exitCode).toBe(null);
+    service.kill("SIGTERM");
+    expect((await service.exited).code).toBe(0);
+  }, 240_000);
+});
+
+describe("R4: PostgreSQL restarted while `once` waits for the entry lock", () => {
+  it("once fails with a message (exit 1), not a crash with a stack trace", async () => {
+    const { dir, cleanup } = tempDir("purger-r4-lock-");
+    cleanups.push(cleanup);
+    const pgDir = join(dir, "pg");
+    let server = await startEmbeddedPostgres({ dir: pgDir });
+    cleanups.push(() => server.stop());
+    const port = Number(new URL(server.url).port);
+    const pool = createPool({ url: server.url, max: 2 });
+    pool.on("error", () => {});
+    cleanups.push(() => pool.end().catch(() => {}));
+    await seedTable(pool, "r4_lock", 10, 0);
+    writeConfig(dir, configText({ url: server.url, plugins: retentionEntry({ id: "r4-lock", table: "r4_lock", retention: "7d" }) }));
+
+    const holder = await pool.connect();
+    holder.on("error", () => {});
+    await holder.query("SELECT pg_advisory_lock(hashtextextended('purger:entry:r4-lock', 0))");
+    const once = start(["once", "r4-lock"], dir);
+    await once.waitForLog((l) => l.event === "run:lock:wait", 60_000);
+    await server.stop();
+    const exit = await once.exited;
+    holder.release(true);
+    server = await startEmbeddedPostgres({ dir: pgDir, port });
+    expect(exit.code).toBe(1);
+    const text = exit.stderr.split("\n").filter((l) => l.length > 0 && !l.startsWith("{"));
+    expect(text[0]).toMatch(/^purger: /);
+    expect(exit.stderr).not.toMatch(/\n\s+at /);
+    expect(await idSpan(pool, "r4_lock")).toMatchObject({ count: 10 });
+  }, 240_000);
+});
+
+describe("the embedded PostgreSQL through the CLI (no `database:` in purger.yaml)", () => {
+  /** Exercise a project directory: the first command creates .purger/, the next ones reuse it. */
+  async function exercise(dir: string): Promise<void> {
+    writeConfig(dir, configText({ url: null, plugins: retentionEntry({ id: "events", table: "events", retention: "7d", batchSize: 20 }) }));
+    expect(existsSync(join(dir, ".purger"))).toBe(false);
+    const status = await purger(["status", "--json"], { cwd: dir, timeoutMs: 180_000 });
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ entries: [{ entry: "events", last: null }] });
+    const pgDir = join(dir, ".purger", "pg");
+    expect(existsSync(join(pgDir, "data", "PG_VERSION"))).toBe(true);
+    // The command stopped the server it started.
+    expect(existsSync(join(pgDir, "data", "postmaster.pid"))).toBe(false);
+    const cluster = statSync(join(pgDir, "data", "PG_VERSION")).ino;
+
+    // Seed the table through the same embedded server (the test starts it, then stops it).
+    const server = await startEmbeddedPostgres({ dir: pgDir });
+    const pool = createPool({ url: server.url, max: 1 });
+    try {
+      await seedTable(pool, "events", 50, 5);
+    } finally {
+      await pool.end();
+      await server.stop();
+    }
+
+    const first = await purger(["once", "events", "--json"], { cwd: dir, timeoutMs: 120_000 });
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ status: "succeeded", processed: 50, runId: "1" });
+    const second = await purger(["once", "events", "--json"], { cwd: dir, timeoutMs: 120_000 });
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ status: "succeeded", processed: 0, runId: "2" });
+    expect(statSync(join(pgDir, "data", "PG_VERSION")).ino).toBe(cluster);
+    expect(existsSync(join(pgDir, "data", "postmaster.pid"))).toBe(false);
+  }
+
+  it("in a plain directory: .purger/ is created, once --json works, the next command reuses it", async () => {
+    const { dir, cleanup } = tempDir("purger-embedded-");
+    cleanups.push(cleanup);
+    chmodSync(dir, 0o755);
+    await exercise(dir);
+  }, 300_000);
+
+  it.runIf(process.getuid?.() === 0)("as root, in a directory only root may enter", async () => {
+    const { dir: outer, cleanup } = tempDir("purger-rootonly-");
+    cleanups.push(cleanup);
+    chmodSync(outer, 0o700);
+    const dir = join(outer, "checkout");
+    mkdirSync(dir);
+    cleanups.push(() => {
+      // The data lives outside the root-only directory (the PostgreSQL user cannot enter it): remove it too.
+      const link = join(dir, ".purger", "pg", "data");
+      try {
+        const target = readlinkSync(link);
+        if (target.startsWith("/var/lib/purger/data-")) rmSync(target, { recursive: true, force: true });
+      } catch {
+        // not a symlink: nothing outside
+      }
+    });
+    await exercise(dir);
+  }, 300_000);
+});
