@@ -10,6 +10,7 @@
  *   pnpm exec tsx bench/p1-retention.ts            # embedded PostgreSQL under .purger/bench-pg
  *   PURGER_BENCH_PG_URL=postgres://… pnpm exec tsx bench/p1-retention.ts
  *   P1_ROWS=200000 P1_REPEAT=1 …                       # smaller / quicker
+ *   P1_CASES="ulid batch=10000" …                      # some cases only (comma-separated names)
  *
  * Each measurement starts from the same data: the table is rebuilt from a
  * source copy, vacuumed and analysed, then CHECKPOINT; reference and purger
@@ -90,8 +91,9 @@ async function main(): Promise<void> {
       })),
     );
 
+    const only = process.env.P1_CASES;
     const summary: string[] = [];
-    for (const c of cases) {
+    for (const c of cases.filter((x) => only === undefined || only.split(",").includes(x.name))) {
       let best = { purger: Infinity, reference: Infinity };
       let counts = { purger: 0, reference: 0 };
       for (let i = 0; i < REPEAT; i += 1) {

@@ -142,7 +142,6 @@ function batchValues(ctx: BatchContext<RetentionOptions, RetentionState>, cursor
 
 interface BatchRow {
   processed: number;
-  selected: number;
   cursor: string[] | null;
   sample: string[] | null;
 }
@@ -159,7 +158,7 @@ async function singleStatementBatch(ctx: BatchContext<RetentionOptions, Retentio
     cursor: row.cursor ?? cursor,
     // A short batch reached the end of what qualifies. Rows skipped because another
     // transaction held their lock are left behind the cursor: the next run takes them.
-    done: row.selected < ctx.batchSize,
+    done: row.processed < ctx.batchSize,
     ...(ctx.dryRun ? { sample: row.sample ?? [] } : {}),
   };
 }

@@ -59,13 +59,14 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
     return ref;
   });
   const tables = await loadTables(db, refs);
-  const tableAt = async (i: number): Promise<TableInfo> => {
+  /** The table named at an option path (`table`, `cascade[1].table` …); TARGET error when it does not exist. */
+  const tableAt = async (path: string): Promise<TableInfo> => {
+    const i = named.findIndex((n) => n.path === path);
     const found = tables[i];
     if (found) return found;
-    throw await missingTable(db, refs[i]!, where(named[i]!.path));
+    throw await missingTable(db, refs[i]!, where(path));
   };
-  let next = 0;
-  const table = await tableAt(next++);
+  const table = await tableAt("table");
   requireTable(table, where("table"));
 
   const clock = column(table, options.column, where("column"));
@@ -109,7 +110,7 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
   const referencedBy = [];
   for (const [i, r] of (options.unlessReferencedBy ?? []).entries()) {
     const path = `unlessReferencedBy[${i}]`;
-    const t = await tableAt(next++);
+    const t = await tableAt(`${path}.table`);
     const c = column(t, r.column, where(`${path}.column`));
     const references =
       r.references === undefined
@@ -123,7 +124,7 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
   for (const [i, r] of (options.unlessReferences ?? []).entries()) {
     const path = `unlessReferences[${i}]`;
     const c = column(table, r.column, where(`${path}.column`));
-    const t = await tableAt(next++);
+    const t = await tableAt(`${path}.table`);
     const key = r.key === undefined ? singleKey(t.primaryKey ?? [], t, where(`${path}.key`)) : column(t, r.key, where(`${path}.key`));
     compatible(c, key, where(path));
     references.push({ column: c, table: t, key, where: conditions(t, r.where, `${path}.where`) });
@@ -131,7 +132,7 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
 
   const cascadeTables: TableInfo[] = [];
   for (const [i] of (options.cascade ?? []).entries()) {
-    const t = await tableAt(next++);
+    const t = await tableAt(`cascade[${i}].table`);
     requireTable(t, where(`cascade[${i}].table`));
     cascadeTables.push(t);
   }
@@ -144,7 +145,7 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
     const t = cascadeTables[i]!;
     let parent: number | null = null;
     if (c.parent !== undefined) {
-      const parentTable = await tableAt(next++);
+      const parentTable = await tableAt(`${path}.parent`);
       const matches = cascadeTables.flatMap((ct, j) => (ct.oid === parentTable.oid ? [j] : []));
       if (matches.length !== 1) {
         throw new PurgerError(

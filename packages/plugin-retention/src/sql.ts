@@ -166,7 +166,8 @@ function keyOutputs(plan: Plan): string[] {
 
 /**
  * One statement per batch (delete without cascade, or update): lock the batch,
- * change it, and return how many rows changed, how many were locked, the cursor
+ * change it, and return how many rows changed (every locked row: they are joined
+ * back by their unique key, and the lock keeps them from changing), the cursor
  * (the batch's last `(column, key)`, as text: timestamps keep their microseconds)
  * and a few keys.
  */
@@ -199,7 +200,6 @@ export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean)
   const text =
     `WITH batch AS (\n${batch}\n), changed AS (\n  ${change}\n)\n` +
     `SELECT (SELECT count(*) FROM changed)::int4 AS processed,\n` +
-    `       (SELECT count(*) FROM batch)::int4 AS selected,\n` +
     `       (SELECT ARRAY[${last}] FROM batch AS b ORDER BY ${desc} LIMIT 1) AS cursor,\n` +
     `       ${sample} AS sample`;
   return statement(text, p);
