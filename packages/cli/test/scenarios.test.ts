@@ -106,6 +106,32 @@ describe("R1: kill -9 in the middle of a backfill, then restart", () => {
   }, 120_000);
 });
 
+describe("R1: kill -9 of `purger once`", () => {
+  it("status shows the run as unfinished, not running; the next once resumes it from its checkpoint", async () => {
+    const OLD = 60_000;
+    await seedTable(pool, "r1_once", OLD, 100);
+    const dir = project(retentionEntry({ id: "backfill-once", table: "r1_once", retention: "7d", batchSize: 500 }));
+    const first = start(["once", "backfill-once"], dir);
+    const early = await runWhen("backfill-once", (r) => r.processed >= 5_000, "the first progress");
+    first.kill("SIGKILL");
+    await first.exited;
+    const [atKill] = await runRows(pool, "backfill-once");
+
+    const [status, text] = await Promise.all([purger(["status", "--json"], { cwd: dir }), purger(["status"], { cwd: dir })]);
+    expect(status.code).toBe(0);
+    const [entry] = (JSON.parse(status.stdout) as { entries: Array<Record<string, unknown>> }).entries;
+    expect(entry).toMatchObject({ entry: "backfill-once", running: null, last: null, unfinished: { id: early.id, status: "running", processed: atKill!.processed } });
+    expect(text.stdout.split("\n")[1]).toMatch(new RegExp(`^backfill-once\\s+unfinished \\(${atKill!.processed}/\\d+\\)\\s+never`));
+
+    const second = await purger(["once", "backfill-once", "--json"], { cwd: dir });
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ runId: early.id, status: "succeeded", processed: OLD });
+    expect(await idSpan(pool, "r1_once")).toEqual({ count: 100, min: OLD + 1, max: OLD + 100 });
+    const [run] = await runRows(pool, "backfill-once");
+    expect(run).toMatchObject({ id: early.id, status: "succeeded", processed: OLD, slices: 1 });
+  }, 120_000);
+});
+
 /** Whether a DELETE of `table` is executing right now (a batch in flight). */
 async function batchInFlight(table: string): Promise<boolean> {
   const { rows } = await pool.query<{ n: number }>(
@@ -187,6 +213,7 @@ describe("R2: three `purger run` processes on one database", () => {
     const replicas = [0, 1, 2].map(() => start(["run", "--concurrency", "2"], dir));
     await Promise.all(replicas.map((p) => p.waitForLog((l) => l.event === "worker:start", 60_000)));
     const windowStart = Date.now();
+    const status = purger(["status", "--json"], { cwd: dir });
     // Bin items arrive while the three replicas work, each in its own transaction.
     const items: string[] = [];
     for (let i = 1; i <= 30; i++) {
@@ -204,6 +231,8 @@ describe("R2: three `purger run` processes on one database", () => {
       90_000,
       250,
     );
+    const live = JSON.parse((await status).stdout) as { processes: Array<{ pid: number }> };
+    expect(live.processes.map((p) => p.pid).sort()).toEqual(replicas.map((p) => p.pid).sort());
     for (const p of replicas) p.kill("SIGTERM");
     const exits = await Promise.all(replicas.map((p) => p.exited));
     expect(exits.map((e) => e.code)).toEqual([0, 0, 0]);

@@ -16,12 +16,16 @@ export async function statusCommand(flags: ConfigFlags & { json?: boolean }, io:
   }
 }
 
+function progressOf(run: { processed: number; total: number | null }): string {
+  return `${run.processed}${run.total !== null ? `/${run.total}` : ""}`;
+}
+
 export function formatStatus(status: ClusterStatus, now = Date.now()): string {
   const entries = formatTable(
     ["entry", "state", "last run", "status", "processed", "duration", "failures 24h", "error"],
     status.entries.map((e) => [
       e.entry,
-      e.running ? `running (${e.running.processed}${e.running.total !== null ? `/${e.running.total}` : ""})` : "idle",
+      e.running ? `running (${progressOf(e.running)})` : e.unfinished ? `unfinished (${progressOf(e.unfinished)})` : "idle",
       e.last ? `${formatAge(now - e.last.startedAt.getTime())} ago` : "never",
       e.last?.status ?? "",
       e.last ? String(e.last.processed) : "",
