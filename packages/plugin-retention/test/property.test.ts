@@ -111,7 +111,7 @@ describe("property: exactly the qualifying rows go", () => {
           expect(await ids(pool, "items")).toEqual(rows.map((r) => r.id).filter((id) => !expected.has(id)));
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
   });
 });
