@@ -2,9 +2,9 @@
  * Deleting objects at scale: a prefix is listed page by page (ListObjectsV2,
  * or ListObjectVersions in a versioned bucket) while earlier pages are being
  * deleted with DeleteObjects (≤ 1 000 keys each, `concurrency` requests in
- * flight). Listing is inherently sequential, so it runs ahead of the deletes
- * by at most one page; memory stays at `concurrency + 2` pages whatever the
- * prefix holds.
+ * flight). Listing is inherently sequential; it runs up to `concurrency`
+ * pages ahead of the deletes, so memory stays at `2 × concurrency + 1` pages
+ * whatever the prefix holds.
  *
  * Pagination uses `StartAfter` = the last key seen (`KeyMarker` for
  * versions): it works on every S3-compatible server, and deletions behind the
@@ -171,19 +171,27 @@ async function runPass(options: DeletePrefixOptions, start: string | null, delet
   // Nothing of this pass is saved yet (a forced save always writes: the previous pass's end may not be).
   let saved: { at: number; watermark: string | null | undefined; deleted: number } = { at: performance.now(), watermark: undefined, deleted: -1 };
   let pagesSinceSave = 0;
-  const save = async (force: boolean) => {
-    if (!force && pagesSinceSave < everyPages && performance.now() - saved.at < everyMs) return;
-    if (saved.watermark === watermark && saved.deleted === deleted) return;
+  // Saves run one after the other in the background: a slow database never holds up the listing.
+  let saving: Promise<void> = Promise.resolve();
+  const save = (force: boolean): Promise<void> => {
+    if (!force && pagesSinceSave < everyPages && performance.now() - saved.at < everyMs) return saving;
+    if (saved.watermark === watermark && saved.deleted === deleted) return saving;
     saved = { at: performance.now(), watermark, deleted };
     pagesSinceSave = 0;
-    await options.saveCheckpoint({ deleted, startAfter: watermark });
+    const progress = { deleted, startAfter: watermark };
+    saving = saving.then(() =>
+      options.saveCheckpoint(progress).catch((error: unknown) => {
+        options.log.warn({ event: "blob:checkpoint:error", error: error instanceof Error ? error.message : String(error) }, "could not save the prefix checkpoint");
+      }),
+    );
+    return saving;
   };
 
   const pages = options.versioned ? listVersions(options, start) : listObjects(options, start);
   try {
     for (;;) {
-      // Keep at most one page listed ahead of the deletes.
-      while (inflight.size > concurrency) await Promise.race(inflight);
+      // List ahead of the deletes (the server overlaps both), but at most `concurrency` pages: memory stays bounded.
+      while (inflight.size >= 2 * concurrency) await Promise.race(inflight);
       if (signal.aborted || failure !== null) break;
       const { value: page, done } = await pages.next();
       if (done) break;
@@ -209,7 +217,7 @@ async function runPass(options: DeletePrefixOptions, start: string | null, delet
         void work.finally(() => inflight.delete(work));
       }
       advance();
-      await save(false);
+      void save(false);
     }
   } catch (error) {
     // A listing that kept failing (or was aborted during its backoff).
@@ -224,7 +232,7 @@ async function runPass(options: DeletePrefixOptions, start: string | null, delet
     return { deleted, startAfter: watermark, complete: false, listed };
   }
   if (failure !== null) {
-    await save(true).catch(() => {});
+    await save(true);
     throw failure;
   }
   return { deleted, startAfter: watermark, complete: true, listed };

@@ -10,9 +10,17 @@
  * code is sound; only the token is not. We answer V2 listings through its V1
  * path (marker = start-after) and use the last key, base64url-encoded, as the
  * continuation token, so StartAfter and continuation tokens both work.
+ *
+ * After each delete it also removes emptied directories with a readdir-then-
+ * rmdir that races when one DeleteObjects empties a directory (two deletes
+ * see it empty, the second rmdir fails: the whole request answers 500), and
+ * reads the whole directory on every delete (quadratic in its size). We
+ * remove directories with a plain rmdir that stops at the first non-empty
+ * one, which is what it meant.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, rmdir, unlink } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { join } from "node:path";
 import S3rver from "s3rver";
 
 export interface StartS3ServerOptions {
@@ -34,12 +42,12 @@ export interface S3Server {
 }
 
 export async function startS3Server(options: StartS3ServerOptions): Promise<S3Server> {
-  patchListObjectsV2();
+  patchS3rver();
   await mkdir(options.dir, { recursive: true });
   const server = new S3rver({
     address: "127.0.0.1",
     port: options.port ?? 0,
-    silent: true,
+    silent: process.env.S3RVER_VERBOSE !== "1",
     directory: options.dir,
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
   });
@@ -67,13 +75,40 @@ interface ListContext {
   body: { ListBucketResult?: Record<string, unknown> & { Contents?: { Key: string; Owner?: unknown }[]; CommonPrefixes?: { Prefix: string }[]; IsTruncated?: boolean } };
 }
 
+interface FilesystemStore {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  getBucketPath(bucket: string): string;
+  deleteObject(bucket: string, key: string): Promise<void>;
+}
+
 let patched = false;
 
-/** Route s3rver's ListObjectsV2 through its V1 listing (see the file comment). Idempotent, process-wide, s3rver only. */
-function patchListObjectsV2(): void {
+/** Fix s3rver's listing and directory clean-up (see the file comment). Idempotent, process-wide, s3rver's modules only. */
+function patchS3rver(): void {
   if (patched) return;
   patched = true;
   const require = createRequire(import.meta.url);
+  const store = (require(require.resolve("s3rver/lib/stores/filesystem.js")) as { prototype: FilesystemStore }).prototype;
+  store.deleteObject = async function deleteObject(this: FilesystemStore, bucket: string, key: string): Promise<void> {
+    await Promise.all(
+      ["object", "object.md5", "metadata.json"].map((resource) =>
+        unlink(this.getResourcePath(bucket, key, resource)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== "ENOENT") throw error;
+        }),
+      ),
+    );
+    const parts = key.split("/").slice(0, -1);
+    while (parts.length > 0) {
+      try {
+        await rmdir(join(this.getBucketPath(bucket), ...parts));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOTEMPTY" || code === "EEXIST") return;
+        if (code !== "ENOENT") throw error;
+      }
+      parts.pop();
+    }
+  };
   // The controllers module s3rver's router calls through (`bucketCtrl.getBucket(ctx)`, looked up at each call).
   const controllers = require(require.resolve("s3rver/lib/controllers/bucket.js")) as { getBucket(ctx: ListContext): Promise<void> };
   const original = controllers.getBucket;
