@@ -7,14 +7,14 @@ import type { BinKindView } from "./tui-store.js";
 export interface BinPanelProps {
   bin: BinKindView[];
   columns: number;
-  /** Leave out the kinds with nothing pending, failed or handled (a short screen). */
+  /** Leave out the kinds with nothing pending, failed or handled (a short screen, or many kinds). */
   activeOnly?: boolean;
 }
 
 /** Lines the panel takes. */
 export function binPanelHeight(bin: BinKindView[], activeOnly: boolean): number {
   if (bin.length === 0) return 0;
-  const shown = activeOnly ? bin.filter(isActive).length : bin.length;
+  const shown = activeOnly || bin.length > MAX_IDLE_KINDS ? bin.filter(isActive).length : bin.length;
   return 2 + shown + (shown < bin.length ? 1 : 0);
 }
 
@@ -23,10 +23,12 @@ function isActive(b: BinKindView): boolean {
 }
 
 const NUMBER = 8;
+/** With more kinds than this, the ones with nothing going on are summed up in one line. */
+const MAX_IDLE_KINDS = 4;
 
 export function BinPanel({ bin, columns, activeOnly = false }: BinPanelProps) {
   if (bin.length === 0) return null;
-  const shown = activeOnly ? bin.filter(isActive) : bin;
+  const shown = activeOnly || bin.length > MAX_IDLE_KINDS ? bin.filter(isActive) : bin;
   const hidden = bin.length - shown.length;
   const empty = bin.every((b) => b.pending === 0 && b.failed === 0);
   const kind = Math.max(12, Math.min(32, columns - 4 * (NUMBER + 1) - 2));

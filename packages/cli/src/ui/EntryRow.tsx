@@ -129,7 +129,7 @@ function Figures({ progress, layout }: { progress: Progress | null; layout: RowL
     <>
       <Cell width={layout.bar}>{bar}</Cell>
       <Cell width={layout.count} right>
-        <Text wrap="truncate-start">{formatProgress(progress.done, progress.total, layout.mode === "compact")}</Text>
+        <Text wrap="truncate-start">{fitProgress(progress.done, progress.total, layout.count)}</Text>
       </Cell>
       <Cell width={layout.rate} right>
         <Text>{progress.live || progress.rate > 0 ? formatRate(progress.rate) : ""}</Text>
@@ -158,6 +158,11 @@ export function stateOf(entry: EntryView, now: number, short = false): StateText
   const until = (at: number) => formatDuration(Math.max(0, at - now));
   if (entry.pause === "yes") return { text: "paused", color: "yellow", dim: false };
   if (entry.pause === "requested") return { text: "pausing…", color: "yellow", dim: false };
+  const sweeping = s.kind === "running" || s.kind === "starting" || s.kind === "waiting" || s.kind === "retrying";
+  if (entry.binItem && !sweeping) {
+    const active = entry.binItem.active;
+    return { text: short ? `bin ×${active}` : active > 1 ? `${active} bin items` : "bin item", color: "green", dim: false };
+  }
   switch (s.kind) {
     case "running":
       return { text: "running", color: "green", dim: false };
@@ -172,13 +177,14 @@ export function stateOf(entry: EntryView, now: number, short = false): StateText
     case "suspended":
       return { text: short ? "stopped" : "stopped · resumes", color: "yellow", dim: false };
     case "scheduled":
+      // Due, waiting for a free worker slot (or its jitter).
+      if (s.at <= now) return { text: "queued", color: undefined, dim: true };
       return { text: short ? `next ${until(s.at)}` : `next run in ${until(s.at)}`, color: undefined, dim: true };
     case "finished":
       return FINISHED[s.status];
     case "idle":
       break;
   }
-  if (entry.binItem) return { text: entry.binItem.active > 1 ? `bin ×${entry.binItem.active}` : "bin item", color: "green", dim: false };
   return { text: "idle", color: undefined, dim: true };
 }
 
@@ -241,7 +247,8 @@ function detailOf(entry: EntryView, remote: RemoteRun | undefined): { text: stri
   return null;
 }
 
-/** Lines an entry takes below its row(s). */
-export function detailLines(entry: EntryView): number {
-  return detailOf(entry, undefined) ? 1 : 0;
+/** Done/total in full when it fits the column, else in short units. */
+function fitProgress(done: number, total: number | null, width: number): string {
+  const full = formatProgress(done, total);
+  return full.length <= width ? full : formatProgress(done, total, true);
 }

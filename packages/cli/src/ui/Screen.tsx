@@ -1,9 +1,9 @@
 /* @jsxRuntime automatic */
 /** The whole screen for one snapshot: finished runs above (<Static>), then header, entries, panels, footer. */
 import { Box, Static } from "ink";
+import { Spinner } from "@inkjs/ui";
 import { BinPanel, binPanelHeight } from "./BinPanel.js";
 import { ClusterPanel } from "./ClusterPanel.js";
-import { detailLines } from "./EntryRow.js";
 import { EntryTable } from "./EntryTable.js";
 import { FinishedRun } from "./FinishedRun.js";
 import { Footer } from "./Footer.js";
@@ -21,20 +21,27 @@ export interface ScreenProps {
   interactive: boolean;
 }
 
+/** Header (2–3 lines and a blank), a stage line (and its blank), footer (a blank and 1–2 lines). */
+const STABLE_CHROME = 4 + 2 + 3;
+/** Bin kinds assumed on screen when choosing the layout. */
+const BIN_RESERVE = 5;
+
 const QUIT_HINT = { once: "stop (the run is interrupted)", run: "quit (drain, then exit)", demo: "stop" } as const;
 
 export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
   const { entries, bin } = snapshot;
-  // Header (2–3 lines and a blank), footer (a blank and 1–2 lines), panels.
-  const chrome = 4 + 3 + (snapshot.notice ? 1 : 0) + (snapshot.runsPanel ? 4 + (snapshot.runsPanel.runs?.length ?? 1) : 0);
-  const details = entries.reduce((n, e) => n + detailLines(e), 0);
+  // The layout is chosen from what stays put (entries, kinds), not from what comes and goes
+  // (a stage line, bin activity), so rows do not jump between one and two lines as work goes on.
+  const chrome = STABLE_CHROME + (snapshot.runsPanel ? 4 + (snapshot.runsPanel.runs?.length ?? 1) : 0);
+  const binLines = Math.min(binPanelHeight(bin, false), 2 + BIN_RESERVE);
+  const details = entries.reduce((n, e) => n + (e.lastError ? 1 : 0), 0);
   const tight = rows !== undefined && chrome + binPanelHeight(bin, false) + entries.length + 1 + details >= rows;
   const layout = rowLayout({
     columns,
     rows,
     ids: entries.map((e) => e.id),
     detailLines: details,
-    otherLines: chrome + binPanelHeight(bin, tight),
+    otherLines: chrome + binLines,
   });
   return (
     <>
@@ -44,6 +51,11 @@ export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
         <Box marginTop={1}>
           <EntryTable entries={entries} remote={snapshot.remote} layout={layout} selected={snapshot.selected} now={snapshot.now} />
         </Box>
+        {snapshot.stage !== null && (
+          <Box marginTop={1}>
+            <Spinner type="arc" label={` ${snapshot.stage}`} />
+          </Box>
+        )}
         {snapshot.runsPanel && <RunsPanel panel={snapshot.runsPanel} now={snapshot.now} />}
         <BinPanel bin={bin} columns={layout.columns} activeOnly={tight} />
         {snapshot.mode === "run" && <ClusterPanel remote={snapshot.remote} now={snapshot.now} columns={layout.columns} />}

@@ -34,8 +34,8 @@ export interface CommandTuiOptions {
   env: NodeJS.ProcessEnv;
   /** `q` / Ctrl-C. */
   onQuit: () => void;
-  /** The log file. @defaultValue `<cwd>/.purger/purger.log` */
-  logFile?: string;
+  /** The log while the UI is up, when the caller made it (see `createTuiLog`); default: a new one. */
+  tuiLog?: TuiLog;
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
 }
@@ -51,9 +51,20 @@ export interface CommandTui {
   close(): Promise<void>;
 }
 
+export interface TuiLog {
+  log: Logger;
+  /** Absolute path. */
+  logFile: string;
+}
+
+/** pino to `.purger/purger.log` under the working directory (or the temp directory when that cannot be written). */
+export function createTuiLog(cwd: string, env: NodeJS.ProcessEnv): TuiLog {
+  const logFile = writableLogFile(cwd);
+  return { log: createLogger({ destination: logFile, level: env.PURGER_LOG_LEVEL ?? "info" }), logFile };
+}
+
 export async function openCommandTui(options: CommandTuiOptions): Promise<CommandTui> {
-  const logFile = options.logFile ?? writableLogFile(options.cwd);
-  const log = createLogger({ destination: logFile, level: options.env.PURGER_LOG_LEVEL ?? "info" });
+  const { log, logFile } = options.tuiLog ?? createTuiLog(options.cwd, options.env);
   const shown = relative(options.cwd, logFile);
   let pollPool: pg.Pool | null = null;
   const byId = new Map(options.entries.map((e) => [e.id, e]));
@@ -71,6 +82,7 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
       return schedule ? nextRunAt(schedule) : null;
     },
   });
+  const restoreWarnings = warningsTo(log);
   const { mountTui } = await loadTui(options.env);
   const mounted: MountedTui = mountTui({
     store,
@@ -100,10 +112,26 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
       closing ??= (async () => {
         store.stop();
         await mounted.unmount();
+        restoreWarnings();
         if (pollPool) await pollPool.end().catch(() => {});
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * Node prints process warnings on stderr through a 'warning' listener of its
+ * own; while the UI owns the terminal they go to the log instead.
+ */
+function warningsTo(log: Logger): () => void {
+  const printers = process.listeners("warning");
+  for (const printer of printers) process.off("warning", printer);
+  const toLog = (warning: Error) => log.warn({ warning: warning.name, message: warning.message }, "process warning");
+  process.on("warning", toLog);
+  return () => {
+    process.off("warning", toLog);
+    for (const printer of printers) process.on("warning", printer);
   };
 }
 

@@ -103,6 +103,8 @@ export interface TuiSnapshot {
   logFile: string | null;
   /** A transient message for the footer (e.g. the cluster poll failed). */
   notice: string | null;
+  /** What the command does before its work starts ("seeding …"), shown with a spinner. */
+  stage: string | null;
 }
 
 export interface TuiEntry {
@@ -142,8 +144,9 @@ export interface TuiStoreOptions {
 /** Time constant of the rate's exponential smoothing. */
 const RATE_TAU_MS = 3_000;
 const RATE_WINDOW_MS = 250;
-/** Bin items quicker than this do not get a line of their own among finished runs. */
-const BIN_LINE_MIN_MS = 1_000;
+/** Bin items get a line of their own among finished runs when they are big (a prefix) or slow. */
+const BIN_LINE_MIN_ITEMS = 100;
+const BIN_LINE_MIN_MS = 10_000;
 
 /** Where the rate was last measured from. */
 interface RateMark {
@@ -190,6 +193,7 @@ export class TuiStore {
   #quitting = false;
   #ended = false;
   #notice: string | null = null;
+  #stage: string | null = null;
   #snapshot: TuiSnapshot;
   #frameTimer: NodeJS.Timeout | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
@@ -265,6 +269,11 @@ export class TuiStore {
 
   setDatabase(label: string): void {
     this.#database = label;
+    this.#changed();
+  }
+
+  setStage(text: string | null): void {
+    this.#stage = text;
     this.#changed();
   }
 
@@ -397,7 +406,8 @@ export class TuiStore {
         entry.runId = null;
         entry.pause = entry.userPaused ? "yes" : "no";
         entry.state = this.#stateAfterRun(e.entry, e.status);
-        if (e.status !== "succeeded" || e.processed > 0 || this.#options.mode !== "run") {
+        // A run that found nothing to do (every few seconds, in a service) gets no line of its own.
+        if (e.status !== "succeeded" || e.processed > 0 || this.#options.mode === "once") {
           this.#finished = [
             ...this.#finished,
             {
@@ -472,7 +482,7 @@ export class TuiStore {
       events.on("bin:item:done", (e) => {
         this.#binItems.delete(e.itemId);
         this.#count(e.kind).handled += 1;
-        if (e.durationMs >= BIN_LINE_MIN_MS && e.finished) {
+        if (e.finished && (e.processed >= BIN_LINE_MIN_ITEMS || e.durationMs >= BIN_LINE_MIN_MS)) {
           this.#finished = [
             ...this.#finished,
             {
@@ -641,6 +651,7 @@ export class TuiStore {
       ended: this.#ended,
       logFile: this.#options.logFile ?? null,
       notice: this.#notice,
+      stage: this.#stage,
     };
   }
 }
