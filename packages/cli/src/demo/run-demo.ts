@@ -220,8 +220,10 @@ async function work({ options, hooks, config, db, setupMs, file }: WorkInput): P
       }
       if (deleted && downloaded && stats.everyEntryRan && bin.pending === 0) {
         // Done when nothing is left, except where an entry keeps failing (reported, not waited for).
+        const asked = performance.now();
         const left = await entriesWithWorkLeft(config.entries, db, options.log);
         const failing = new Set(stats.failures.map((f) => f.id));
+        options.log.debug({ event: "demo:left", left, failing: [...failing], ms: Math.round(performance.now() - asked) }, "work left");
         if (left.every((id) => failing.has(id))) break;
       }
       await sleep(POLL_MS, options.signal);
@@ -237,15 +239,40 @@ async function work({ options, hooks, config, db, setupMs, file }: WorkInput): P
   return { entries: stats.results(), bin, durationMs, setupMs, outcome, failures: stats.failures, pendingSerials, file };
 }
 
-/** Entries whose plugin estimates that something still qualifies. */
+/**
+ * Entries where something still qualifies: the plugin's exact `count` capped
+ * at one (an `estimate` may be the planner's, stale right after a big delete),
+ * else its estimate.
+ */
 async function entriesWithWorkLeft(entries: EntryConfig[], db: Database, log: Logger): Promise<string[]> {
   const left: string[] = [];
   for (const entry of entries) {
     if (!entry.plugin.batch || !entry.enabled) continue;
-    const items = await estimateEntry({ pool: db.pool, entry, configDir: "", log }).catch(() => null);
+    const items = await qualifying(entry, db.pool, log).catch(() => null);
     if (items !== null && items > 0) left.push(entry.id);
   }
   return left;
+}
+
+async function qualifying(entry: EntryConfig, pool: pg.Pool, log: Logger): Promise<number | null> {
+  const plugin = entry.plugin;
+  if (!plugin.count) return estimateEntry({ pool, entry, configDir: "", log });
+  const batchSize = typeof entry.batchSize === "number" ? entry.batchSize : entry.batchSize.initial;
+  const base = {
+    entry: { id: entry.id, retentionMs: entry.retentionMs, batchSize, configDir: "" },
+    options: entry.options,
+    pool,
+    log: log.child({ entry: entry.id }),
+    signal: new AbortController().signal,
+  };
+  const state: unknown = plugin.prepare ? await plugin.prepare(base) : undefined;
+  try {
+    const startedAt = new Date();
+    const cutoff = new Date(startedAt.getTime() - (entry.retentionMs ?? 0));
+    return await plugin.count({ ...base, state, startedAt, cutoff, dryRun: true, batchSize }, 1);
+  } finally {
+    if (plugin.release) await plugin.release(state);
+  }
 }
 
 function sumDepth(
