@@ -86,7 +86,10 @@ async function main(): Promise<void> {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });
-  const keys = Array.from({ length: OBJECTS }, (_, i) => `${PREFIX}f${String(i % FOLDERS).padStart(3, "0")}/obj-${String(i).padStart(7, "0")}.bin`);
+  const keys = Array.from(
+    { length: OBJECTS },
+    (_, i) => `${PREFIX}f${String(i % FOLDERS).padStart(3, "0")}/obj-${String(i).padStart(7, "0")}.bin`,
+  );
 
   const entry = testEntry(blob, {
     pool,
@@ -94,7 +97,10 @@ async function main(): Promise<void> {
     options: { bucket: BUCKET, endpoint: s3.endpoint, forcePathStyle: true, concurrency: CONCURRENCY, versions: false },
   });
   const kinds = binKinds([entry]);
-  await migrate(pool, { workerSchema: "purger_worker", kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })) });
+  await migrate(pool, {
+    workerSchema: "purger_worker",
+    kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })),
+  });
   const events = new PurgerEventEmitter();
   const config: PurgerConfig = {
     file: null,
@@ -125,12 +131,18 @@ async function main(): Promise<void> {
         if (before !== OBJECTS) throw new Error(`seeding left ${before} objects, expected ${OBJECTS}`);
         const started = performance.now();
         const deleted =
-          method === "purger" ? await purgerDelete(pool, events, kinds, PREFIX) : method === "raw" ? await rawLoop(client) : await perKey(client);
+          method === "purger"
+            ? await purgerDelete(pool, events, kinds, PREFIX)
+            : method === "raw"
+              ? await rawLoop(client)
+              : await perKey(client);
         const ms = performance.now() - started;
         const left = await countKeys(client);
         if (left !== 0) throw new Error(`${method} left ${left} objects under ${PREFIX}`);
         best[method] = Math.min(best[method], ms);
-        log(`round ${round + 1} ${method.padEnd(6)} ${String(deleted).padStart(6)} objects in ${seconds(ms)} (${Math.round(OBJECTS / (ms / 1000))} objects/s)`);
+        log(
+          `round ${round + 1} ${method.padEnd(6)} ${String(deleted).padStart(6)} objects in ${seconds(ms)} (${Math.round(OBJECTS / (ms / 1000))} objects/s)`,
+        );
       }
     }
     const vsRaw = best.raw / best.purger;
@@ -151,7 +163,12 @@ async function main(): Promise<void> {
 }
 
 /** purger: enqueue `<id>.prefix` and wait for the item's `done` (the worker is idle and listening). */
-async function purgerDelete(pool: pg.Pool, events: PurgerEventEmitter, kinds: ReturnType<typeof binKinds>, prefix: string): Promise<number> {
+async function purgerDelete(
+  pool: pg.Pool,
+  events: PurgerEventEmitter,
+  kinds: ReturnType<typeof binKinds>,
+  prefix: string,
+): Promise<number> {
   let id = "";
   const done = new Promise<number>((resolve, reject) => {
     const offDone = events.on("bin:item:done", (e) => {
@@ -247,10 +264,12 @@ function pLimit(concurrency: number): <T>(fn: () => Promise<T>) => Promise<T> {
     new Promise((resolve, reject) => {
       const run = () => {
         active += 1;
-        fn().then(resolve, reject).finally(() => {
-          active -= 1;
-          queue.shift()?.();
-        });
+        fn()
+          .then(resolve, reject)
+          .finally(() => {
+            active -= 1;
+            queue.shift()?.();
+          });
       };
       if (active < concurrency) run();
       else queue.push(run);

@@ -69,7 +69,10 @@ async function main(): Promise<void> {
 
   const entry = testEntry(marker, { pool, id: "latency", options: {} });
   const kinds = binKinds([entry]);
-  await migrate(pool, { workerSchema: "purger_worker", kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })) });
+  await migrate(pool, {
+    workerSchema: "purger_worker",
+    kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })),
+  });
   await pool.query("CREATE TABLE p4_marks (n int PRIMARY KEY)");
   const config: PurgerConfig = {
     file: null,
@@ -115,7 +118,9 @@ async function main(): Promise<void> {
   const p50 = percentile(latencies, 0.5);
   const p99 = percentile(latencies, 0.99);
   const max = latencies.at(-1)!;
-  process.stderr.write(`${ITEMS} items, one at a time, ${GAP_MS} ms apart: min ${latencies[0]!.toFixed(1)} ms, p90 ${percentile(latencies, 0.9).toFixed(1)} ms, max ${max.toFixed(1)} ms\n`);
+  process.stderr.write(
+    `${ITEMS} items, one at a time, ${GAP_MS} ms apart: min ${latencies[0]!.toFixed(1)} ms, p90 ${percentile(latencies, 0.9).toFixed(1)} ms, max ${max.toFixed(1)} ms\n`,
+  );
   console.log(
     `P4 bin latency enqueue→handled (${ITEMS} items, idle worker): p50 ${p50.toFixed(1)} ms (target ≤ 50, ratio ${(p50 / 50).toFixed(2)}) ${p50 <= 50 ? "PASS" : "FAIL"}, ` +
       `p99 ${p99.toFixed(1)} ms (target ≤ 250, ratio ${(p99 / 250).toFixed(2)}) ${p99 <= 250 ? "PASS" : "FAIL"}`,

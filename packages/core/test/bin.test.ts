@@ -98,7 +98,10 @@ beforeAll(async () => {
   db = await createTestDatabase("bin");
   entry = testEntry(effects, { pool: db.pool, id: "t", options: { table: "effects" } });
   kinds = binKinds([entry]);
-  await migrate(db.pool, { workerSchema: "purger_worker", kinds: kinds.map((k) => ({ kind: k.kind, entry: "t", handler: k.handlerName })) });
+  await migrate(db.pool, {
+    workerSchema: "purger_worker",
+    kinds: kinds.map((k) => ({ kind: k.kind, entry: "t", handler: k.handlerName })),
+  });
 });
 
 afterAll(async () => {
@@ -154,17 +157,30 @@ describe("enqueue", () => {
       message: 'purger.enqueue: unknown kind "blobs.prefix"',
       hint: "known kinds: t.flaky, t.mark",
     });
-    await expect(enqueue(db.pool, "t.nope", {}, kinds)).rejects.toMatchObject({ code: "PAYLOAD", message: 'unknown bin kind "t.nope"', hint: "known kinds: t.mark, t.flaky" });
+    await expect(enqueue(db.pool, "t.nope", {}, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: 'unknown bin kind "t.nope"',
+      hint: "known kinds: t.mark, t.flaky",
+    });
   });
 
   it("a payload that does not match the handler's schema is a PAYLOAD error with the schema's words", async () => {
-    await expect(enqueue(db.pool, "t.mark", { key: 42 }, kinds)).rejects.toMatchObject({ code: "PAYLOAD", message: "bin payload for t.mark: /key must be string" });
+    await expect(enqueue(db.pool, "t.mark", { key: 42 }, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: /key must be string",
+    });
     await expect(enqueue(db.pool, "t.mark", { key: "a", extra: 1 }, kinds)).rejects.toMatchObject({
       code: "PAYLOAD",
       message: "bin payload for t.mark: / must NOT have additional properties (extra)",
     });
-    await expect(enqueue(db.pool, "t.mark", {}, kinds)).rejects.toMatchObject({ code: "PAYLOAD", message: "bin payload for t.mark: / must have required property 'key'" });
-    await expect(enqueue(db.pool, "t.mark", [1, 2], kinds)).rejects.toMatchObject({ code: "PAYLOAD", message: "bin payload for t.mark: expected a JSON object, found an array" });
+    await expect(enqueue(db.pool, "t.mark", {}, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: / must have required property 'key'",
+    });
+    await expect(enqueue(db.pool, "t.mark", [1, 2], kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: expected a JSON object, found an array",
+    });
     expect(await listBinItems(db.pool)).toEqual([]);
   });
 
@@ -189,7 +205,9 @@ describe("hostile payloads (R6)", () => {
     const hostile = ['"; DROP TABLE x; --', "'; DROP TABLE x; --", "Robert'); DROP TABLE x;--", "ünïcødé ✓ 🚀 \u202e", "\\x00 \\' $$ $1"];
     for (const key of hostile) await enqueue(db.pool, "t.mark", { key, data: { nested: key } }, kinds);
     // A hostile kind through SQL is only an unknown kind.
-    await expect(db.pool.query("SELECT purger.enqueue($1, '{}'::jsonb)", ["t.mark'); DROP TABLE x; --"])).rejects.toMatchObject({ code: "22023" });
+    await expect(db.pool.query("SELECT purger.enqueue($1, '{}'::jsonb)", ["t.mark'); DROP TABLE x; --"])).rejects.toMatchObject({
+      code: "22023",
+    });
     const worker = await startWorker({ config: config([entry]), pool: db.pool });
     try {
       await waitFor("the items", async () => (await listBinItems(db.pool, { status: "done" })).length === hostile.length);
@@ -206,7 +224,10 @@ describe("hostile payloads (R6)", () => {
   it("a NUL character, deep nesting and huge payloads are refused", async () => {
     let deep: unknown = { key: "leaf" };
     for (let i = 0; i < 40; i += 1) deep = { data: deep, key: "d" };
-    await expect(enqueue(db.pool, "t.mark", deep, kinds)).rejects.toMatchObject({ code: "PAYLOAD", message: "bin payload for t.mark: nested deeper than 32 levels" });
+    await expect(enqueue(db.pool, "t.mark", deep, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: nested deeper than 32 levels",
+    });
     const huge = { key: "h", data: "x".repeat(70_000) };
     await expect(enqueue(db.pool, "t.mark", huge, kinds)).rejects.toMatchObject({
       code: "PAYLOAD",
@@ -306,12 +327,18 @@ describe("R2: several worker processes", () => {
         },
         120_000,
       );
-      const { rows } = await db.pool.query<{ total: number; distinct: number }>("SELECT count(*)::int AS total, count(DISTINCT key)::int AS distinct FROM effects");
+      const { rows } = await db.pool.query<{ total: number; distinct: number }>(
+        "SELECT count(*)::int AS total, count(DISTINCT key)::int AS distinct FROM effects",
+      );
       expect(rows[0]).toEqual({ total: 1000, distinct: 1000 });
       expect(await effectKeys()).toEqual(keys);
-      const { rows: byProcess } = await db.pool.query<{ process: string; n: number }>("SELECT process, count(*)::int AS n FROM effects GROUP BY process ORDER BY process");
+      const { rows: byProcess } = await db.pool.query<{ process: string; n: number }>(
+        "SELECT process, count(*)::int AS n FROM effects GROUP BY process ORDER BY process",
+      );
       expect(byProcess.map((r) => r.process)).toEqual(processes);
-      const { rows: statuses } = await db.pool.query("SELECT status, count(*)::int AS n, max(attempts) AS attempts FROM purger.bin GROUP BY status");
+      const { rows: statuses } = await db.pool.query(
+        "SELECT status, count(*)::int AS n, max(attempts) AS attempts FROM purger.bin GROUP BY status",
+      );
       expect(statuses).toEqual([{ status: "done", n: 1000, attempts: 1 }]);
     } finally {
       await Promise.all(workers.map((w) => w.stop()));

@@ -100,7 +100,14 @@ export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions
     });
   }
   const display = `${table.schema}.${table.name}`;
-  const { rows: columns } = await db.query<{ name: string; num: number; type: string; type_schema: string; base: string; not_null: boolean }>(
+  const { rows: columns } = await db.query<{
+    name: string;
+    num: number;
+    type: string;
+    type_schema: string;
+    base: string;
+    not_null: boolean;
+  }>(
     `SELECT a.attname AS name, a.attnum AS num, t.typname AS type, tn.nspname AS type_schema,
             COALESCE(bt.typname, t.typname) AS base, a.attnotnull AS not_null
        FROM pg_catalog.pg_attribute a
@@ -122,7 +129,13 @@ export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions
     if (types && !types.has(found.base)) {
       throw new PurgerError("TARGET", `${where}.${option}: column "${name}" of ${display} is ${found.type}, expected ${expected}`);
     }
-    return { name, sql: quoteIdent(name), typeSql: `${quoteIdent(found.type_schema)}.${quoteIdent(found.type)}`, type: found.base, num: found.num };
+    return {
+      name,
+      sql: quoteIdent(name),
+      typeSql: `${quoteIdent(found.type_schema)}.${quoteIdent(found.type)}`,
+      type: found.base,
+      num: found.num,
+    };
   };
 
   const { rows: indexes } = await db.query<{ name: string; primary: boolean; keys: string; nkeys: number; valid: boolean }>(

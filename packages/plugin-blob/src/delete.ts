@@ -63,29 +63,43 @@ export async function deleteBatch(bucket: Bucket, objects: ObjectId[]): Promise<
         new DeleteObjectsCommand({
           Bucket: bucket.bucket,
           // Quiet: the answer lists only the failures, not 1 000 successes.
-          Delete: { Objects: remaining.map((o) => (o.VersionId === undefined ? { Key: o.Key } : { Key: o.Key, VersionId: o.VersionId })), Quiet: true },
+          Delete: {
+            Objects: remaining.map((o) => (o.VersionId === undefined ? { Key: o.Key } : { Key: o.Key, VersionId: o.VersionId })),
+            Quiet: true,
+          },
         }),
       ),
     );
     const failed = new Map<string, { code: string; message: string }>();
     for (const error of answer.Errors ?? []) {
       if (error.Key === undefined || GONE.has(error.Code ?? "")) continue;
-      failed.set(idOf({ Key: error.Key, ...(error.VersionId ? { VersionId: error.VersionId } : {}) }), { code: error.Code ?? "Error", message: error.Message ?? "" });
+      failed.set(idOf({ Key: error.Key, ...(error.VersionId ? { VersionId: error.VersionId } : {}) }), {
+        code: error.Code ?? "Error",
+        message: error.Message ?? "",
+      });
     }
     if (failed.size === 0) return objects.length;
     const next = remaining.filter((o) => failed.has(idOf(o)) || (o.VersionId !== undefined && failed.has(idOf({ Key: o.Key }))));
-    failures = next.map((o) => ({ key: o.Key, ...(failed.get(idOf(o)) ?? failed.get(idOf({ Key: o.Key })) ?? { code: "Error", message: "" }) }));
+    failures = next.map((o) => ({
+      key: o.Key,
+      ...(failed.get(idOf(o)) ?? failed.get(idOf({ Key: o.Key })) ?? { code: "Error", message: "" }),
+    }));
     // A server that names keys we did not send must not make us loop: retry only what we sent.
     if (next.length === 0) return objects.length;
     remaining = next;
     if (attempt < policy.attempts) {
       const delay = backoffMs(policy, attempt);
-      bucket.log.debug({ event: "s3:retry", what: "DeleteObjects keys", attempt, keys: remaining.length, retryInMs: delay, error: failures[0]?.code }, "DeleteObjects reported per-key errors; retrying them");
+      bucket.log.debug(
+        { event: "s3:retry", what: "DeleteObjects keys", attempt, keys: remaining.length, retryInMs: delay, error: failures[0]?.code },
+        "DeleteObjects reported per-key errors; retrying them",
+      );
       await pause(delay, bucket.signal);
     }
   }
   const sample = failures.slice(0, 3).map((f) => `${f.key} (${f.code}${f.message ? `: ${f.message}` : ""})`);
-  throw new Error(`DeleteObjects: ${failures.length} of ${objects.length} keys still failing after ${policy.attempts} attempts: ${sample.join(", ")}${failures.length > 3 ? ", …" : ""}`);
+  throw new Error(
+    `DeleteObjects: ${failures.length} of ${objects.length} keys still failing after ${policy.attempts} attempts: ${sample.join(", ")}${failures.length > 3 ? ", …" : ""}`,
+  );
 }
 
 function idOf(o: ObjectId): string {
@@ -151,7 +165,11 @@ export async function deletePrefix(options: DeletePrefixOptions): Promise<Delete
   return { deleted, startAfter, complete: true };
 }
 
-async function runPass(options: DeletePrefixOptions, start: string | null, deletedBefore: number): Promise<DeletePrefixResult & { listed: number }> {
+async function runPass(
+  options: DeletePrefixOptions,
+  start: string | null,
+  deletedBefore: number,
+): Promise<DeletePrefixResult & { listed: number }> {
   const { signal, concurrency } = options;
   const limit = pLimit(concurrency);
   const everyMs = options.checkpointEveryMs ?? 2_000;
@@ -169,7 +187,11 @@ async function runPass(options: DeletePrefixOptions, start: string | null, delet
     }
   };
   // Nothing of this pass is saved yet (a forced save always writes: the previous pass's end may not be).
-  let saved: { at: number; watermark: string | null | undefined; deleted: number } = { at: performance.now(), watermark: undefined, deleted: -1 };
+  let saved: { at: number; watermark: string | null | undefined; deleted: number } = {
+    at: performance.now(),
+    watermark: undefined,
+    deleted: -1,
+  };
   let pagesSinceSave = 0;
   // Saves run one after the other in the background: a slow database never holds up the listing.
   let saving: Promise<void> = Promise.resolve();
@@ -181,7 +203,10 @@ async function runPass(options: DeletePrefixOptions, start: string | null, delet
     const progress = { deleted, startAfter: watermark };
     saving = saving.then(() =>
       options.saveCheckpoint(progress).catch((error: unknown) => {
-        options.log.warn({ event: "blob:checkpoint:error", error: error instanceof Error ? error.message : String(error) }, "could not save the prefix checkpoint");
+        options.log.warn(
+          { event: "blob:checkpoint:error", error: error instanceof Error ? error.message : String(error) },
+          "could not save the prefix checkpoint",
+        );
       }),
     );
     return saving;
@@ -242,15 +267,17 @@ async function runPass(options: DeletePrefixOptions, start: string | null, delet
 async function* listObjects(options: DeletePrefixOptions, start: string | null): AsyncGenerator<Page> {
   let startAfter = start;
   for (;;) {
-    const answer = await withRetry({ what: "ListObjectsV2", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) }, () =>
-      options.client.send(
-        new ListObjectsV2Command({
-          Bucket: options.bucket,
-          Prefix: options.prefix,
-          MaxKeys: DELETE_BATCH,
-          ...(startAfter !== null ? { StartAfter: startAfter } : {}),
-        }),
-      ),
+    const answer = await withRetry(
+      { what: "ListObjectsV2", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) },
+      () =>
+        options.client.send(
+          new ListObjectsV2Command({
+            Bucket: options.bucket,
+            Prefix: options.prefix,
+            MaxKeys: DELETE_BATCH,
+            ...(startAfter !== null ? { StartAfter: startAfter } : {}),
+          }),
+        ),
     );
     // Never act outside the prefix, whatever a server answers.
     const keys = (answer.Contents ?? []).map((o) => o.Key).filter((k): k is string => k !== undefined && k.startsWith(options.prefix));
@@ -272,17 +299,19 @@ async function* listVersions(options: DeletePrefixOptions, start: string | null)
   let marker: { key: string; versionId?: string } | null = start === null ? null : { key: start };
   let carry: (ObjectId & { order: number }) | null = null;
   for (;;) {
-    const answer = await withRetry({ what: "ListObjectVersions", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) }, () =>
-      options.client.send(
-        new ListObjectVersionsCommand({
-          Bucket: options.bucket,
-          Prefix: options.prefix,
-          // One entry of each page waits for the next: 999 + 1 fills one DeleteObjects.
-          MaxKeys: DELETE_BATCH - 1,
-          ...(marker !== null ? { KeyMarker: marker.key } : {}),
-          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
-        }),
-      ),
+    const answer = await withRetry(
+      { what: "ListObjectVersions", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) },
+      () =>
+        options.client.send(
+          new ListObjectVersionsCommand({
+            Bucket: options.bucket,
+            Prefix: options.prefix,
+            // One entry of each page waits for the next: 999 + 1 fills one DeleteObjects.
+            MaxKeys: DELETE_BATCH - 1,
+            ...(marker !== null ? { KeyMarker: marker.key } : {}),
+            ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+          }),
+        ),
     );
     const entries: (ObjectId & { order: number })[] = [];
     let order = 0;
@@ -292,7 +321,8 @@ async function* listVersions(options: DeletePrefixOptions, start: string | null)
     }
     entries.sort((a, b) => compareKeys(a.Key, b.Key) || a.order - b.order);
     const nextKey = answer.IsTruncated ? answer.NextKeyMarker : undefined;
-    const next = nextKey === undefined ? null : { key: nextKey, ...(answer.NextVersionIdMarker ? { versionId: answer.NextVersionIdMarker } : {}) };
+    const next =
+      nextKey === undefined ? null : { key: nextKey, ...(answer.NextVersionIdMarker ? { versionId: answer.NextVersionIdMarker } : {}) };
     let objects: (ObjectId & { order: number })[] = carry ? [carry, ...entries] : entries;
     carry = null;
     if (next !== null) {
@@ -305,7 +335,11 @@ async function* listVersions(options: DeletePrefixOptions, start: string | null)
     // Every key below the held-back entry's key is complete once this page is deleted.
     const below = next === null ? objects : objects.filter((o) => compareKeys(o.Key, next.key) < 0);
     const safeKey = below.at(-1)?.Key ?? null;
-    const page: Page = { objects: objects.map(({ Key, VersionId }) => (VersionId === undefined ? { Key } : { Key, VersionId })), safeKey, next };
+    const page: Page = {
+      objects: objects.map(({ Key, VersionId }) => (VersionId === undefined ? { Key } : { Key, VersionId })),
+      safeKey,
+      next,
+    };
     if (next === null) {
       if (carry) page.objects.push(carry);
       yield page;
@@ -340,7 +374,9 @@ export async function deleteObject(bucket: Bucket, key: string): Promise<{ outco
     if (statusOf(error) === 404) return { outcome: "missing", deleted: 0 };
     throw new Error(`HeadObject: ${describeError(error)}`, { cause: error });
   }
-  await withRetry({ ...retry, what: "DeleteObject" }, () => bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key })));
+  await withRetry({ ...retry, what: "DeleteObject" }, () =>
+    bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key })),
+  );
   return { outcome: "deleted", deleted: 1 };
 }
 
@@ -349,16 +385,18 @@ async function listKeyVersions(bucket: Bucket, key: string): Promise<ObjectId[]>
   const found: ObjectId[] = [];
   let marker: { key: string; versionId?: string } | null = null;
   for (;;) {
-    const answer = await withRetry({ what: "ListObjectVersions", signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) }, () =>
-      bucket.client.send(
-        new ListObjectVersionsCommand({
-          Bucket: bucket.bucket,
-          Prefix: key,
-          MaxKeys: DELETE_BATCH,
-          ...(marker !== null ? { KeyMarker: marker.key } : {}),
-          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
-        }),
-      ),
+    const answer = await withRetry(
+      { what: "ListObjectVersions", signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) },
+      () =>
+        bucket.client.send(
+          new ListObjectVersionsCommand({
+            Bucket: bucket.bucket,
+            Prefix: key,
+            MaxKeys: DELETE_BATCH,
+            ...(marker !== null ? { KeyMarker: marker.key } : {}),
+            ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+          }),
+        ),
     );
     let past = false;
     for (const v of [...(answer.Versions ?? []), ...(answer.DeleteMarkers ?? [])]) {

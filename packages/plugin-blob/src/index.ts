@@ -95,7 +95,11 @@ export default definePlugin<BlobOptions, BlobState>({
       diagnostics.push({ level: "ok", message: `bucket ${where} reachable, credentials accepted` });
     } catch (error) {
       const e = bucketError(error, ctx.options);
-      diagnostics.push({ level: "error", message: e instanceof Error ? e.message : String(e), ...(e instanceof PurgerError && e.hint ? { hint: e.hint } : {}) });
+      diagnostics.push({
+        level: "error",
+        message: e instanceof Error ? e.message : String(e),
+        ...(e instanceof PurgerError && e.hint ? { hint: e.hint } : {}),
+      });
     }
     const versioning = ctx.state.versioning;
     diagnostics.push({
@@ -143,7 +147,13 @@ export default definePlugin<BlobOptions, BlobState>({
           saveCheckpoint: (progress) => ctx.saveCheckpoint(progressJson(progress), progress.deleted),
         });
         ctx.log.info(
-          { event: "blob:prefix", prefix: payload.prefix, deleted: result.deleted, complete: result.complete, versioned: ctx.state.versioning.versioned },
+          {
+            event: "blob:prefix",
+            prefix: payload.prefix,
+            deleted: result.deleted,
+            complete: result.complete,
+            versioned: ctx.state.versioning.versioned,
+          },
           result.complete ? "prefix deleted" : "prefix deletion paused; continues from its checkpoint",
         );
         return { processed: result.deleted, done: result.complete };
@@ -153,10 +163,19 @@ export default definePlugin<BlobOptions, BlobState>({
       schema: objectPayloadSchema,
       async handle(ctx, payload: ObjectPayload) {
         const result = await deleteObject(
-          { client: ctx.state.client, bucket: ctx.options.bucket, versioned: ctx.state.versioning.versioned, signal: ctx.signal, log: ctx.log },
+          {
+            client: ctx.state.client,
+            bucket: ctx.options.bucket,
+            versioned: ctx.state.versioning.versioned,
+            signal: ctx.signal,
+            log: ctx.log,
+          },
           payload.key,
         );
-        ctx.log.info({ event: "blob:object", key: payload.key, outcome: result.outcome, deleted: result.deleted }, `object ${result.outcome}`);
+        ctx.log.info(
+          { event: "blob:object", key: payload.key, outcome: result.outcome, deleted: result.deleted },
+          `object ${result.outcome}`,
+        );
         return { processed: result.deleted };
       },
     },

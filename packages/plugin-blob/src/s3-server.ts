@@ -72,7 +72,13 @@ export async function startS3Server(options: StartS3ServerOptions): Promise<S3Se
 type Query = Record<string, string | undefined>;
 interface ListContext {
   query: Query;
-  body: { ListBucketResult?: Record<string, unknown> & { Contents?: { Key: string; Owner?: unknown }[]; CommonPrefixes?: { Prefix: string }[]; IsTruncated?: boolean } };
+  body: {
+    ListBucketResult?: Record<string, unknown> & {
+      Contents?: { Key: string; Owner?: unknown }[];
+      CommonPrefixes?: { Prefix: string }[];
+      IsTruncated?: boolean;
+    };
+  };
 }
 
 interface FilesystemStore {

@@ -38,7 +38,18 @@ const RETRYABLE_CODES = new Set([
   "OperationAborted",
   "TimeoutError",
 ]);
-const RETRYABLE_NETWORK = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ECONNABORTED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_SOCKET"]);
+const RETRYABLE_NETWORK = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ECONNABORTED",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_SOCKET",
+]);
 
 interface S3ErrorShape {
   name?: string;
@@ -122,7 +133,10 @@ export async function withRetry<T>(options: RetryOptions, fn: () => Promise<T>):
     } catch (error) {
       if (!isRetryable(error) || attempt >= policy.attempts) throw error;
       const delay = backoffMs(policy, attempt);
-      options.log?.debug({ event: "s3:retry", what: options.what, attempt, retryInMs: delay, error: describeError(error) }, "S3 request failed; retrying");
+      options.log?.debug(
+        { event: "s3:retry", what: options.what, attempt, retryInMs: delay, error: describeError(error) },
+        "S3 request failed; retrying",
+      );
       await pause(delay, options.signal);
     }
   }
@@ -157,7 +171,9 @@ export function bucketUrl(options: Pick<BlobOptions, "bucket" | "endpoint">): st
 /** Check that the bucket exists and the credentials may use it. Throws TARGET for a missing bucket, CONFIG for rejected credentials. */
 export async function assertBucket(client: S3Client, options: BlobOptions, signal?: AbortSignal): Promise<void> {
   try {
-    await withRetry({ what: "HeadBucket", ...(signal ? { signal } : {}) }, () => client.send(new HeadBucketCommand({ Bucket: options.bucket })));
+    await withRetry({ what: "HeadBucket", ...(signal ? { signal } : {}) }, () =>
+      client.send(new HeadBucketCommand({ Bucket: options.bucket })),
+    );
   } catch (error) {
     throw bucketError(error, options);
   }
@@ -219,10 +235,14 @@ export async function resolveVersioning(client: S3Client, options: BlobOptions, 
       return { versioned: false, reason: `the server cannot answer GetBucketVersioning (${describeError(error)}): counted as unversioned` };
     }
     if (status === 403) {
-      throw new PurgerError("CONFIG", `${bucketUrl(options)}: not allowed to read the bucket's versioning state (${describeError(error)})`, {
-        hint: "grant s3:GetBucketVersioning, or set `versions: true` (or `false`) in the entry's options",
-        cause: error,
-      });
+      throw new PurgerError(
+        "CONFIG",
+        `${bucketUrl(options)}: not allowed to read the bucket's versioning state (${describeError(error)})`,
+        {
+          hint: "grant s3:GetBucketVersioning, or set `versions: true` (or `false`) in the entry's options",
+          cause: error,
+        },
+      );
     }
     throw bucketError(error, options);
   }

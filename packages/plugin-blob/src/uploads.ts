@@ -6,7 +6,16 @@
  * logged, left in place and stepped over by the keyset cursor. Also the
  * `upload { id }` bin handler that cancels one upload at once.
  */
-import { PurgerError, type BatchContext, type BatchResult, type BinContext, type BinResult, type Cursor, type Logger, type RunContext } from "@purger/core";
+import {
+  PurgerError,
+  type BatchContext,
+  type BatchResult,
+  type BinContext,
+  type BinResult,
+  type Cursor,
+  type Logger,
+  type RunContext,
+} from "@purger/core";
 import pLimit from "p-limit";
 import type pg from "pg";
 import type { UploadsTable } from "./catalog.js";
@@ -102,7 +111,11 @@ export async function sweepBatch(ctx: BatchContext<BlobOptions, BlobState>, uplo
     ),
   );
   const ready = rows.filter((_, i) => !("error" in objects[i]!));
-  const rowErrors = await deleteRows(ctx.client, uploads.sql, ready.map((r) => r.id));
+  const rowErrors = await deleteRows(
+    ctx.client,
+    uploads.sql,
+    ready.map((r) => r.id),
+  );
 
   let processed = 0;
   let objectsDeleted = 0;
@@ -167,7 +180,11 @@ export async function countStale(ctx: RunContext<BlobOptions, BlobState>, sql: U
  * completed meanwhile is refused (a visible failure, nothing deleted); one
  * that is already gone is done.
  */
-export async function cancelUpload(ctx: BinContext<BlobOptions, BlobState>, payload: UploadPayload, uploads: UploadsDeps): Promise<BinResult> {
+export async function cancelUpload(
+  ctx: BinContext<BlobOptions, BlobState>,
+  payload: UploadPayload,
+  uploads: UploadsDeps,
+): Promise<BinResult> {
   const id = String(payload.id);
   const bucket = bucketOf(ctx);
   return ctx.transaction(async (client) => {
@@ -175,11 +192,16 @@ export async function cancelUpload(ctx: BinContext<BlobOptions, BlobState>, payl
     await client.query("SET LOCAL lock_timeout = '10s'");
     let row: { id: string; object_key: string | null; flag: boolean; age_ms: number | null } | undefined;
     try {
-      ({ rows: [row] } = await client.query(uploads.sql.lockOne, [id]));
+      ({
+        rows: [row],
+      } = await client.query(uploads.sql.lockOne, [id]));
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === "22P02" || code === "22003") {
-        throw new PurgerError("PAYLOAD", `upload id ${JSON.stringify(payload.id)} is not a valid ${uploads.table.key.type} (${uploads.table.display}.${uploads.table.key.name})`);
+        throw new PurgerError(
+          "PAYLOAD",
+          `upload id ${JSON.stringify(payload.id)} is not a valid ${uploads.table.key.type} (${uploads.table.display}.${uploads.table.key.name})`,
+        );
       }
       throw error;
     }
@@ -189,9 +211,13 @@ export async function cancelUpload(ctx: BinContext<BlobOptions, BlobState>, payl
       return { processed: 0 };
     }
     if (row.flag) {
-      throw new PurgerError("PAYLOAD", `upload ${id} of ${uploads.table.display} is no longer pending (${uploads.table.flag.name} is true): nothing deleted`, {
-        hint: "a completed upload is deleted by the application, not by cancelling it",
-      });
+      throw new PurgerError(
+        "PAYLOAD",
+        `upload ${id} of ${uploads.table.display} is no longer pending (${uploads.table.flag.name} is true): nothing deleted`,
+        {
+          hint: "a completed upload is deleted by the application, not by cancelling it",
+        },
+      );
     }
     const object = row.object_key ? await deleteObject(bucket, row.object_key) : { outcome: "no-key" as const, deleted: 0 };
     await client.query(uploads.sql.deleteRow, [id]);
@@ -201,7 +227,13 @@ export async function cancelUpload(ctx: BinContext<BlobOptions, BlobState>, payl
 }
 
 function bucketOf(ctx: { state: BlobState; options: BlobOptions; signal: AbortSignal; log: Logger }): Bucket {
-  return { client: ctx.state.client, bucket: ctx.options.bucket, versioned: ctx.state.versioning.versioned, signal: ctx.signal, log: ctx.log };
+  return {
+    client: ctx.state.client,
+    bucket: ctx.options.bucket,
+    versioned: ctx.state.versioning.versioned,
+    signal: ctx.signal,
+    log: ctx.log,
+  };
 }
 
 function readCursor(cursor: Cursor | null): UploadsCursor | null {

@@ -3,9 +3,18 @@
  * so a test can act between them (set a checkpoint, hold a lock) — the same
  * public API `purger run` uses.
  */
-import { binKinds, enqueue, migrate, PurgerEventEmitter, silentLogger, startWorker, type AnyPlugin, type PurgerConfig, type PurgerWorker } from "@purger/core";
+import {
+  binKinds,
+  enqueue,
+  migrate,
+  PurgerEventEmitter,
+  silentLogger,
+  startWorker,
+  type AnyPlugin,
+  type PurgerConfig,
+  type PurgerWorker,
+} from "@purger/core";
 import { testEntry, type BinItem, type TestEntryOptions } from "@purger/core/testing";
-import type pg from "pg";
 
 export interface BinWorker {
   events: PurgerEventEmitter;
@@ -16,10 +25,16 @@ export interface BinWorker {
   stop(): Promise<void>;
 }
 
-export async function binWorker(plugin: AnyPlugin, options: TestEntryOptions & { concurrency?: number; maxAttempts?: number }): Promise<BinWorker> {
+export async function binWorker(
+  plugin: AnyPlugin,
+  options: TestEntryOptions & { concurrency?: number; maxAttempts?: number },
+): Promise<BinWorker> {
   const entry = testEntry(plugin, options);
   const kinds = binKinds([entry]);
-  await migrate(options.pool, { workerSchema: "purger_worker", kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })) });
+  await migrate(options.pool, {
+    workerSchema: "purger_worker",
+    kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })),
+  });
   const events = options.events ?? new PurgerEventEmitter();
   const config: PurgerConfig = {
     file: null,
@@ -36,7 +51,8 @@ export async function binWorker(plugin: AnyPlugin, options: TestEntryOptions & {
     events,
     async enqueue(handler, payload) {
       const id = await enqueue(options.pool, `${entry.id}.${handler}`, payload, kinds);
-      if (options.maxAttempts !== undefined) await options.pool.query("UPDATE purger.bin SET max_attempts = $2 WHERE id = $1", [id, options.maxAttempts]);
+      if (options.maxAttempts !== undefined)
+        await options.pool.query("UPDATE purger.bin SET max_attempts = $2 WHERE id = $1", [id, options.maxAttempts]);
       return id;
     },
     async start() {
@@ -52,7 +68,8 @@ export async function binWorker(plugin: AnyPlugin, options: TestEntryOptions & {
           [ids],
         );
         if (rows.every((r) => r.status !== "pending")) return rows;
-        if (Date.now() > deadline) throw new Error(`bin items still pending after ${waitMs} ms: ${JSON.stringify(rows.filter((r) => r.status === "pending"))}`);
+        if (Date.now() > deadline)
+          throw new Error(`bin items still pending after ${waitMs} ms: ${JSON.stringify(rows.filter((r) => r.status === "pending"))}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     },

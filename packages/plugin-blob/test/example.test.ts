@@ -64,7 +64,10 @@ describe("examples/fleet (IoT fleet service)", () => {
       ["tuf-metadata", "@purger/plugin-retention"],
     ]);
     const kinds = binKinds(config.entries);
-    await migrate(pool, { workerSchema: config.worker.schema, kinds: kinds.map((k) => ({ kind: k.kind, entry: k.entry.id, handler: k.handlerName })) });
+    await migrate(pool, {
+      workerSchema: config.worker.schema,
+      kinds: kinds.map((k) => ({ kind: k.kind, entry: k.entry.id, handler: k.handlerName })),
+    });
 
     for (const entry of config.entries) {
       const diagnostics = await checkEntry({ pool, entry, configDir: config.dir });
@@ -86,7 +89,9 @@ describe("examples/fleet (IoT fleet service)", () => {
     try {
       const deadline = Date.now() + 60_000;
       for (;;) {
-        const { rows } = await pool.query<{ status: string; processed: number }>("SELECT status, processed FROM purger.bin WHERE kind = 'blobs.prefix'");
+        const { rows } = await pool.query<{ status: string; processed: number }>(
+          "SELECT status, processed FROM purger.bin WHERE kind = 'blobs.prefix'",
+        );
         if (rows[0]?.status === "done") {
           expect(rows[0].processed).toBe(300);
           break;

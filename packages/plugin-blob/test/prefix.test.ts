@@ -63,7 +63,9 @@ describe("prefix", () => {
   it("fails at once, touching nothing, a prefix without a slash enqueued from SQL (which cannot check it)", async () => {
     await putObjects(s3.client, "fleet", ["teams/77/a", "teams/770/b"]);
     const worker = await binWorker(blob, { pool: db.pool, id: "blobs", options: blobOptions(s3.endpoint, "fleet") });
-    const { rows } = await db.pool.query<{ id: string }>(`SELECT purger.enqueue('blobs.prefix', '{"prefix":"teams/77"}'::jsonb)::text AS id`);
+    const { rows } = await db.pool.query<{ id: string }>(
+      `SELECT purger.enqueue('blobs.prefix', '{"prefix":"teams/77"}'::jsonb)::text AS id`,
+    );
     await worker.start();
     try {
       const [item] = await worker.settle([rows[0]!.id]);
@@ -116,7 +118,10 @@ describe("prefix", () => {
     const worker = await binWorker(blob, { pool: db.pool, id: "resumed", options: blobOptions(proxy.endpoint, "resume") });
     try {
       const id = await worker.enqueue("prefix", { prefix: "robots/9/" });
-      await db.pool.query("UPDATE purger.bin SET checkpoint = $2, processed = 600 WHERE id = $1", [id, { startAfter: keys[599], deleted: 600 }]);
+      await db.pool.query("UPDATE purger.bin SET checkpoint = $2, processed = 600 WHERE id = $1", [
+        id,
+        { startAfter: keys[599], deleted: 600 },
+      ]);
       await worker.start();
       const [item] = await worker.settle([id]);
       expect(item).toMatchObject({ status: "done", processed: 1500 });
@@ -134,7 +139,12 @@ describe("prefix", () => {
     const keys = spreadKeys("teams/5/", 3000);
     await seedObjects(s3, "slices", keys);
     const proxy = await startS3Proxy({ upstream: s3.endpoint });
-    const worker = await binWorker(blob, { pool: db.pool, id: "sliced", options: blobOptions(proxy.endpoint, "slices", { concurrency: 2 }), timeout: "400ms" });
+    const worker = await binWorker(blob, {
+      pool: db.pool,
+      id: "sliced",
+      options: blobOptions(proxy.endpoint, "slices", { concurrency: 2 }),
+      timeout: "400ms",
+    });
     const starts: number[] = [];
     worker.events.on("bin:item:start", (e) => starts.push(e.attempt));
     try {

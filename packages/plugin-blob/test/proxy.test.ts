@@ -45,7 +45,10 @@ describe("versioned bucket (versioning emulated by a proxy)", () => {
         records.set(
           key,
           i < 100
-            ? [{ versionId: `a${i}`, marker: false }, { versionId: `m${i}`, marker: true }]
+            ? [
+                { versionId: `a${i}`, marker: false },
+                { versionId: `m${i}`, marker: true },
+              ]
             : [0, 1, 2].map((n) => ({ versionId: `${"abc"[n]}${i}`, marker: false })),
         ),
       );

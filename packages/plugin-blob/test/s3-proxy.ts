@@ -115,12 +115,18 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       stats.keyErrors += failing.size;
       if (!options.versioning && failing.size === 0) return pipe(req, body, res);
       const ok = objects.filter((_, i) => !failing.has(i));
-      const deleted = options.versioning ? ok.map((o) => deleteVersioned(bucket, o.key, o.versionId)) : ok.map((o) => ({ key: o.key }));
-      if (options.versioning) await Promise.all(deleted.map((d) => d.sync));
-      else if (ok.length > 0) await direct.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: ok.map((o) => ({ Key: o.key })), Quiet: true } }));
+      if (options.versioning) await Promise.all(ok.map((o) => deleteVersioned(bucket, o.key, o.versionId).sync));
+      else if (ok.length > 0)
+        await direct.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: ok.map((o) => ({ Key: o.key })), Quiet: true } }));
       const xml =
-        deleted.map((d) => `<Deleted><Key>${esc(d.key)}</Key>${"versionId" in d && d.versionId ? `<VersionId>${esc(d.versionId)}</VersionId>` : ""}</Deleted>`).join("") +
-        [...failing].map((i) => `<Error><Key>${esc(objects[i]!.key)}</Key><Code>InternalError</Code><Message>injected per-key error</Message></Error>`).join("");
+        ok
+          .map((o) => `<Deleted><Key>${esc(o.key)}</Key>${o.versionId ? `<VersionId>${esc(o.versionId)}</VersionId>` : ""}</Deleted>`)
+          .join("") +
+        [...failing]
+          .map(
+            (i) => `<Error><Key>${esc(objects[i]!.key)}</Key><Code>InternalError</Code><Message>injected per-key error</Message></Error>`,
+          )
+          .join("");
       return sendXml(res, 200, `<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${xml}</DeleteResult>`);
     }
     if (req.method === "DELETE" && key !== null) recordDelete(bucket, key);
@@ -129,7 +135,11 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
     if (!options.versioning) return pipe(req, body, res);
 
     if (req.method === "GET" && key === null && query.has("versioning")) {
-      return sendXml(res, 200, `<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>`);
+      return sendXml(
+        res,
+        200,
+        `<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>`,
+      );
     }
     if (req.method === "GET" && key === null && query.has("versions")) {
       stats.listVersionRequests.push(url.search);
@@ -188,7 +198,10 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
         else await direct.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "x" }));
       }),
     );
-    syncing.set(id, next.catch(() => undefined));
+    syncing.set(
+      id,
+      next.catch(() => undefined),
+    );
     return next;
   }
 
@@ -211,7 +224,11 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       if (versionIdMarker !== null) {
         const at = entries.findIndex((e) => e.key === keyMarker && e.record.versionId === versionIdMarker);
         if (at === -1) {
-          return sendXml(res, 400, `<Error><Code>InvalidArgument</Code><Message>Invalid version id specified</Message><ArgumentName>version-id-marker</ArgumentName></Error>`);
+          return sendXml(
+            res,
+            400,
+            `<Error><Code>InvalidArgument</Code><Message>Invalid version id specified</Message><ArgumentName>version-id-marker</ArgumentName></Error>`,
+          );
         }
         start = at + 1;
       } else {
@@ -235,7 +252,9 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       `<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${esc(bucket)}</Name><Prefix>${esc(prefix)}</Prefix>` +
         `<KeyMarker>${esc(keyMarker ?? "")}</KeyMarker><VersionIdMarker>${esc(versionIdMarker ?? "")}</VersionIdMarker><MaxKeys>${maxKeys}</MaxKeys>` +
         `<IsTruncated>${truncated}</IsTruncated>` +
-        (truncated && last ? `<NextKeyMarker>${esc(last.key)}</NextKeyMarker><NextVersionIdMarker>${last.record.versionId}</NextVersionIdMarker>` : "") +
+        (truncated && last
+          ? `<NextKeyMarker>${esc(last.key)}</NextKeyMarker><NextVersionIdMarker>${last.record.versionId}</NextVersionIdMarker>`
+          : "") +
         `${items}</ListVersionsResult>`,
     );
   }
