@@ -57,3 +57,40 @@ CREATE TABLE tuf_metadata (
   signed jsonb NOT NULL DEFAULT '{}'
 );
 CREATE INDEX tuf_metadata_expires_at_idx ON tuf_metadata (expires_at);
+
+-- ── Certificates and provisioning credentials (entry `certs`) ──────────────
+-- A robot's certificate is created when the robot is provisioned; its serial
+-- is known only once the robot downloads it. Statuses: active → expired (past
+-- not_after), or → revoking (revocation asked, serial unknown) → revoked.
+CREATE TABLE robot_certificates (
+  id bigserial PRIMARY KEY,
+  team_id bigint NOT NULL REFERENCES teams (id),
+  robot_id bigint NOT NULL REFERENCES robots (id),
+  serial text,
+  not_after timestamptz,
+  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'expired', 'revoking', 'revoked')),
+  revoke_reason text
+);
+-- The sweep finds expired certificates through this one.
+CREATE INDEX robot_certificates_not_after_idx ON robot_certificates (not_after);
+CREATE INDEX robot_certificates_team_id_idx ON robot_certificates (team_id);
+
+-- A provisioning credential lets a robot enrol; it expires on its own
+-- (expires_at) or with its certificate.
+CREATE TABLE provisioning_credentials (
+  id bigserial PRIMARY KEY,
+  team_id bigint NOT NULL REFERENCES teams (id),
+  certificate_id bigint REFERENCES robot_certificates (id),
+  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'expired', 'revoked')),
+  expires_at timestamptz
+);
+CREATE INDEX provisioning_credentials_certificate_id_idx ON provisioning_credentials (certificate_id);
+CREATE INDEX provisioning_credentials_team_id_idx ON provisioning_credentials (team_id);
+
+-- What the CA publishes as revoked. The primary key records each serial once
+-- (the `table` revoker inserts with ON CONFLICT DO NOTHING).
+CREATE TABLE certificate_revocations (
+  serial text PRIMARY KEY,
+  reason text NOT NULL,
+  revoked_at timestamptz NOT NULL DEFAULT now()
+);
