@@ -91,6 +91,15 @@ async function ids(pool: pg.Pool, table: string): Promise<number[]> {
   return rows.map((r) => r.id);
 }
 
+/** Poll until `condition` holds (fails the test after `timeoutMs`): event timing depends on a busy machine's scheduling. */
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 beforeAll(async () => {
@@ -244,16 +253,17 @@ describe("startWorker", () => {
       await db.pool.query("INSERT INTO t_every (ts) VALUES (now() - interval '1 minute')");
       const t0 = Date.now();
       const id1 = await enqueue(db.pool, "rows.row", { id: 1 });
-      while (binDone.length < 1 && Date.now() - t0 < 5000) await sleep(5);
+      await until(() => binDone.length >= 1, 10_000);
       const latency = Date.now() - t0;
-      await sleep(2600);
+      await until(() => finished.filter((f) => f === "good:succeeded").length >= 1, 15_000);
       await db.pool.query("INSERT INTO t_every (ts) VALUES (now() - interval '1 minute')");
-      await sleep(1600);
+      const before = finished.filter((f) => f === "good:succeeded").length;
+      await until(() => finished.filter((f) => f === "good:succeeded").length > before, 15_000);
+      await until(() => finished.filter((f) => f === "broken:failed").length >= 2, 15_000);
       expect(await ids(db.pool, "t_every")).toEqual([]);
-      expect(finished.filter((f) => f === "good:succeeded").length).toBeGreaterThanOrEqual(2);
-      expect(finished.filter((f) => f === "broken:failed").length).toBeGreaterThanOrEqual(2);
       expect(await ids(db.pool, "t_broken")).toEqual(range(1, 10));
       expect(binDone).toEqual([id1]);
+      // The bin is woken by NOTIFY, not by the 2 s poll (QUALITY P4 measures it properly in bench/).
       expect(latency).toBeLessThan(2000);
       expect(await ids(db.pool, "t_bin")).toEqual([2, 3]);
     } finally {

@@ -62,6 +62,7 @@ describe("examples/fleet (IoT fleet service)", () => {
       ["telemetry", "@purger/plugin-retention"],
       ["robot-manifests", "@purger/plugin-retention"],
       ["tuf-metadata", "@purger/plugin-retention"],
+      ["certs", "@purger/plugin-certs"],
     ]);
     const kinds = binKinds(config.entries);
     await migrate(pool, {
@@ -110,7 +111,7 @@ describe("examples/fleet (IoT fleet service)", () => {
       expect({ id: entry.id, status: result.status, error: result.error }).toEqual({ id: entry.id, status: "succeeded", error: undefined });
       processed[entry.id] = result.processed;
     }
-    expect(processed).toEqual({ blobs: 2, telemetry: 10, "robot-manifests": 2, "tuf-metadata": 2 });
+    expect(processed).toEqual({ blobs: 2, telemetry: 10, "robot-manifests": 2, "tuf-metadata": 2, certs: 0 });
     expect(await listKeys(s3.client, "fleet", "uploads/")).toEqual(["uploads/420/done.bin", "uploads/420/fresh.bin"]);
     const { rows: uploads } = await pool.query<{ object_key: string }>("SELECT object_key FROM uploads ORDER BY object_key");
     expect(uploads.map((u) => u.object_key)).toEqual(["uploads/420/done.bin", "uploads/420/fresh.bin"]);
