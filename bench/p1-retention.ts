@@ -7,7 +7,7 @@
  * real engine (estimate, run record, a checkpoint in every batch's
  * transaction). Also a ULID-keyed table (the primary key is the clock).
  *
- *   pnpm exec tsx bench/p1-retention.ts            # embedded PostgreSQL under .purger/bench-pg
+ *   pnpm exec tsx bench/p1-retention.ts            # embedded PostgreSQL under .purger/bench-p1-pg (its own: other benches stop theirs)
  *   PURGER_BENCH_PG_URL=postgres://… pnpm exec tsx bench/p1-retention.ts
  *   P1_ROWS=200000 P1_REPEAT=1 …                       # smaller / quicker
  *   P1_CASES="ulid batch=10000" …                      # some cases only (comma-separated names)
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   let stop = async () => {};
   let url = process.env.PURGER_BENCH_PG_URL;
   if (!url) {
-    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-pg", import.meta.url)) });
+    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-p1-pg", import.meta.url)) });
     url = server.url;
     stop = () => server.stop();
   }
