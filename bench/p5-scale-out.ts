@@ -32,9 +32,9 @@ const ENTRIES = 6;
 const FRESH = 100;
 const TARGET = 1.5;
 /** graphile-worker, as core resolves it (the bench directory has no node_modules of its own). */
-const graphileWorker = createRequire(fileURLToPath(new URL("../packages/core/package.json", import.meta.url)))(
-  "graphile-worker",
-) as typeof import("graphile-worker");
+const graphileWorker = createRequire(fileURLToPath(new URL("../packages/core/package.json", import.meta.url)))("graphile-worker") as {
+  makeWorkerUtils(options: { pgPool: pg.Pool; schema: string }): Promise<Parameters<typeof requestRun>[0]>;
+};
 
 interface Measurement {
   processes: number;

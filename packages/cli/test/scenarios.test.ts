@@ -197,12 +197,14 @@ describe("R10: signals during a batch", () => {
 });
 
 describe("R2: three `purger run` processes on one database", () => {
-  it("no entry runs twice at once, each tick runs once cluster-wide, every process takes work, every bin item handled once", async () => {
+  it("no entry runs twice at once, each tick runs once cluster-wide, every process takes work, every bin item handled once; a broken entry fails visibly on every tick (R9)", async () => {
     const ENTRIES = 5;
     const ROWS = 20_000;
     await pool.query("DROP TABLE IF EXISTS r2_tick; CREATE TABLE r2_tick (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
     for (let i = 1; i <= ENTRIES; i++) await seedTable(pool, `r2_e${i}`, ROWS, 50);
     let plugins = retentionEntry({ id: "tick", table: "r2_tick", retention: "1h", schedule: "every 2s" });
+    // Its table does not exist: every tick fails before the run starts, and the schedule goes on.
+    plugins += retentionEntry({ id: "broken", table: "r2_missing", retention: "1h", schedule: "every 2s" });
     for (let i = 1; i <= ENTRIES; i++) {
       plugins += retentionEntry({ id: `e${i}`, table: `r2_e${i}`, retention: "7d", batchSize: 500, timeout: "300ms", runOnStart: true });
     }
@@ -252,15 +254,23 @@ describe("R2: three `purger run` processes on one database", () => {
       expect(working.map((r) => [r.status, r.processed])).toEqual([["succeeded", ROWS]]);
       expect(await idSpan(pool, `r2_e${i}`)).toEqual({ count: 50, min: ROWS + 1, max: ROWS + 50 });
     }
-    // `every 2s`: one run per tick for the whole cluster, not one per replica.
-    const ticks = runs
-      .filter((r) => r.entry === "tick")
-      .map((r) => r.started_at.getTime())
-      .sort((a, b) => a - b);
-    const spanMs = ticks[ticks.length - 1]! - ticks[0]!;
-    expect(ticks.length).toBeGreaterThanOrEqual(3);
-    expect(ticks.length).toBeLessThanOrEqual(Math.floor(spanMs / 2_000) + 1);
-    for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!).toBeGreaterThanOrEqual(1_900);
+    // `every 2s`: one run per tick for the whole cluster, not one per replica; the broken entry too.
+    for (const entry of ["tick", "broken"]) {
+      const ticks = runs
+        .filter((r) => r.entry === entry)
+        .map((r) => r.started_at.getTime())
+        .sort((a, b) => a - b);
+      const spanMs = ticks[ticks.length - 1]! - ticks[0]!;
+      expect(ticks.length, entry).toBeGreaterThanOrEqual(3);
+      expect(ticks.length, entry).toBeLessThanOrEqual(Math.floor(spanMs / 2_000) + 1);
+      for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!, entry).toBeGreaterThanOrEqual(1_900);
+    }
+    const broken = runs.filter((r) => r.entry === "broken");
+    expect(new Set(broken.map((r) => `${r.status}: ${r.error}`))).toEqual(
+      new Set([
+        'failed: table "r2_missing" does not exist in the search_path (entry "broken", options.table); check the table name and the database purger connects to (`purger doctor`)',
+      ]),
+    );
     // Every bin item handled exactly once, and done.
     const { rows: notes } = await pool.query<{ item: number; n: number }>("SELECT item, count(*)::int AS n FROM notes GROUP BY item ORDER BY item");
     expect(notes).toEqual(Array.from({ length: 30 }, (_, i) => ({ item: i + 1, n: 1 })));

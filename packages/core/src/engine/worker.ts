@@ -27,8 +27,9 @@ import { silentLogger, type Logger } from "../log.js";
 import { binKinds } from "./bin.js";
 import { handleBinItem, type BinStateCache } from "./bin-task.js";
 import { startHeartbeat } from "./heartbeat.js";
-import { errorMessage, runEntry } from "./run-entry.js";
-import { pruneRuns } from "./runs.js";
+import { errorMessage, runEntry, type RunResult } from "./run-entry.js";
+import { insertFinishedRun, pruneRuns } from "./runs.js";
+import { isPurgerError, type PurgerError } from "../errors.js";
 import { cronItems, ENTRY_TASK, entryJobKey, entryQueue, jitterDelay, nextRunAt } from "./schedule.js";
 
 export interface StartWorkerOptions {
@@ -91,6 +92,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
       }
     }
     const signal = AbortSignal.any([helpers.abortSignal ?? stopController.signal, stopController.signal]);
+    const startedAt = new Date();
     const result = await runEntry({
       pool,
       entry,
@@ -104,6 +106,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
       configDir: config.dir,
       ...(events ? { events } : {}),
       ...(options.isPaused ? { isPaused: () => options.isPaused!(entry.id) } : {}),
+    }).catch((error: unknown) => {
+      // A run that could not start (its table is missing, its plugin's set-up failed) is recorded as
+      // failed, so `purger status` and the UI show it, and an `every` schedule goes on. Other
+      // errors (the database went away) leave any run resumable and go to graphile-worker's retry.
+      if (!isPurgerError(error)) throw error;
+      return recordUnstartedRun(entry, payload.trigger, startedAt, error);
     });
     if (result.status === "locked") {
       // Another process (e.g. `purger once`) runs it; a tick is satisfied by that run, a continuation waits.
@@ -227,6 +235,30 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
         throw error;
       }
     };
+  }
+
+  async function recordUnstartedRun(entry: EntryConfig, trigger: RunTrigger, startedAt: Date, error: PurgerError): Promise<RunResult> {
+    const durationMs = Date.now() - startedAt.getTime();
+    const message = error.hint ? `${error.message}; ${error.hint}` : error.message;
+    const runId = await insertFinishedRun(pool, {
+      entry: entry.id,
+      plugin: entry.plugin.name,
+      trigger,
+      dryRun: false,
+      cutoff: new Date(startedAt.getTime() - (entry.retentionMs ?? 0)),
+      startedAt,
+      processId,
+      status: "failed",
+      processed: 0,
+      batches: 0,
+      tables: null,
+      error: message,
+      guard: null,
+      durationMs,
+    });
+    events?.emit("run:finish", { runId, entry: entry.id, plugin: entry.plugin.name, status: "failed", dryRun: false, processed: 0, batches: 0, durationMs, error: message });
+    log.error({ event: "run:finish", entry: entry.id, runId, status: "failed", error: message }, "run failed before it started");
+    return { status: "failed", runId, id: entry.id, plugin: entry.plugin.name, dryRun: false, processed: 0, batches: 0, durationMs, more: false, error: message };
   }
 
   async function scheduleEvery(adder: JobAdder, entry: EntryConfig, mode: "replace" | "preserve_run_at" = "replace"): Promise<void> {
