@@ -308,7 +308,7 @@ describe("status, plan, schema, init, enqueue", () => {
     expect(json.code).toBe(2);
     expect(clean(json.stderr, dir)).toMatchInlineSnapshot(`
       "purger: the payload is not valid JSON: Expected property name or '}' in JSON at position 1
-      hint: e.g. purger enqueue notes.note '{"prefix":"teams/42/"}'
+      hint: notes.note takes a JSON object with id (integer, required), quoted for the shell: purger enqueue notes.note '{…}'
       "
     `);
     expect(payload.code).toBe(2);
