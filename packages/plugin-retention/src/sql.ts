@@ -174,10 +174,15 @@ function keyOutputs(plan: Plan): string[] {
 export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean): Statement {
   const p = new Params();
   const batch = selectBatch(plan, p, withCursor);
-  const join = plan.keys.map((k, i) => `${col(T, k)} = b.${keyOutputs(plan)[i]}`).join(" AND ");
+  // The locked rows by key. One key column: `key = ANY (ARRAY(SELECT … FROM batch))`, always a primary-key
+  // index scan; a join (`USING batch`) lets the planner hash the whole table for a large batch.
+  const [single] = plan.keys.length === 1 ? plan.keys : [];
+  const byKey = single
+    ? { from: "", where: `${col(T, single)} = ANY (ARRAY(SELECT b.${keyOutputs(plan)[0]} FROM batch AS b))` }
+    : { from: "batch AS b", where: plan.keys.map((k, i) => `${col(T, k)} = b.${keyOutputs(plan)[i]}`).join(" AND ") };
   let change: string;
   if (plan.action === "delete") {
-    change = `DELETE FROM ${plan.table.sql} AS ${T} USING batch AS b WHERE ${join} RETURNING 1`;
+    change = `DELETE FROM ${plan.table.sql} AS ${T}${byKey.from ? ` USING ${byKey.from}` : ""} WHERE ${byKey.where} RETURNING 1`;
   } else {
     const assignments = plan.set.map((s) => {
       const value =
@@ -188,7 +193,7 @@ export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean)
             : p.value(s.value, s.column.type.sql);
       return `${s.column.sql} = ${value}`;
     });
-    change = `UPDATE ${plan.table.sql} AS ${T} SET ${assignments.join(", ")} FROM batch AS b WHERE ${join} RETURNING 1`;
+    change = `UPDATE ${plan.table.sql} AS ${T} SET ${assignments.join(", ")}${byKey.from ? ` FROM ${byKey.from}` : ""} WHERE ${byKey.where} RETURNING 1`;
   }
   const last = plan.order.map((_, i) => `b.o${i}::text`).join(", ");
   const asc = plan.order.map((_, i) => `b.o${i}`).join(", ");
