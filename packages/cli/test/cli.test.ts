@@ -202,11 +202,18 @@ describe("once", () => {
       expect(await idSpan(pool, "once_lock")).toMatchObject({ count: 35 });
 
       const waiting = spawnPurger(["once", "locked", "--json"], { cwd: dir });
+      const givingUp = spawnPurger(["once", "locked", "--json"], { cwd: dir });
       const wait = await waiting.waitForLog((l) => l.event === "run:lock:wait");
       expect(wait).toMatchObject({ entry: "locked", msg: "waiting for another process running this entry" });
       expect(String(wait.holder)).toContain("purger run (another process)");
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Ctrl-C while waiting: interrupted (130), nothing recorded.
+      await givingUp.waitForLog((l) => l.event === "run:lock:wait");
+      givingUp.kill("SIGINT");
+      const gaveUp = await givingUp.exited;
+      expect(gaveUp.code).toBe(130);
+      expect(JSON.parse(gaveUp.stdout)).toMatchObject({ status: "interrupted", runId: null, processed: 0 });
       expect(waiting.child.exitCode).toBe(null);
+      expect(await runRows(pool, "locked")).toEqual([]);
       await holder.query("SELECT pg_advisory_unlock(hashtextextended('purger:entry:locked', 0))");
       const r = await waiting.exited;
       expect(r.code).toBe(0);
