@@ -132,7 +132,7 @@ describe("frames", () => {
       db postgres://purger:***@db-host:5432/auth  process db-host:4242  concurrency 1  cluster …
 
       › revoked-access-tokens retention  running
-        ◜ no estimate                                                       12,000   6,000/s     2s      —
+        ◰ no estimate                                                       12,000   6,000/s     2s      —
 
       q stop (the run is interrupted) · p pause/resume · ↑↓ select · enter last runs
       logs → .purger/purger.log"
@@ -286,7 +286,7 @@ describe("frames", () => {
       › revoked-access-tokens retention  running
         ███████░░░░░░░░░░░░░░░░░░░░░░░░░░░   200,000/1,000,000    100k/s     2s     8s
         stale-uploads         blob       running
-        ◜ no estimate                                      340     170/s     2s      —
+        ◰ no estimate                                      340     170/s     2s      —
 
       bin · empty                        pending   oldest   failed  handled
         stale-uploads.upload                    0        —        0        0
@@ -401,7 +401,7 @@ describe("keys", () => {
 });
 
 describe("the store", () => {
-  it("publishes at most 10 snapshots a second however fast batches come", async () => {
+  it("publishes at most 5 snapshots a second however fast batches come", async () => {
     const events = new PurgerEventEmitter();
     const store = new TuiStore({
       mode: "once",
@@ -422,8 +422,8 @@ describe("the store", () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(done).toBeGreaterThan(100_000);
-    expect(published).toBeGreaterThanOrEqual(5);
-    expect(published).toBeLessThanOrEqual(12);
+    expect(published).toBeGreaterThanOrEqual(3);
+    expect(published).toBeLessThanOrEqual(7);
     expect(store.getSnapshot().entries[0]!.done).toBe(done);
     store.stop();
   });

@@ -6,7 +6,8 @@
  */
 import type { ReactNode } from "react";
 import { Box, Text } from "ink";
-import { ProgressBar, Spinner } from "@inkjs/ui";
+import { ProgressBar } from "@inkjs/ui";
+import { Busy } from "./Busy.js";
 import { formatCount, formatDuration, formatProgress, formatRate, percentOf, truncate } from "./format.js";
 import type { RowLayout } from "./layout.js";
 import type { EntryView, RemoteRun } from "./tui-store.js";
@@ -117,7 +118,7 @@ function Figures({ progress, layout }: { progress: Progress | null; layout: RowL
   else if (progress.live) {
     bar = (
       <Box>
-        <Spinner type="arc" />
+        <Busy />
         <Text dimColor wrap="truncate-end">
           {" "}
           no estimate

@@ -1,7 +1,7 @@
 /* @jsxRuntime automatic */
 /** The last runs of the selected entry (`enter`), from the run store. */
 import { Box, Text } from "ink";
-import { Spinner } from "@inkjs/ui";
+import { Busy } from "./Busy.js";
 import { formatCount, formatDuration } from "./format.js";
 import type { RunsPanel as RunsPanelState } from "./tui-store.js";
 
@@ -22,7 +22,7 @@ export function RunsPanel({ panel, now }: RunsPanelProps) {
       {panel.error !== null ? (
         <Text color="red">{panel.error}</Text>
       ) : panel.runs === null ? (
-        <Spinner type="arc" label=" loading" />
+        <Busy label=" loading" />
       ) : panel.runs.length === 0 ? (
         <Text dimColor>no runs yet</Text>
       ) : (

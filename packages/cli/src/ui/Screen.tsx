@@ -1,7 +1,7 @@
 /* @jsxRuntime automatic */
 /** The whole screen for one snapshot: finished runs above (<Static>), then header, entries, panels, footer. */
 import { Box, Static } from "ink";
-import { Spinner } from "@inkjs/ui";
+import { Busy } from "./Busy.js";
 import { BinPanel, binPanelHeight } from "./BinPanel.js";
 import { ClusterPanel } from "./ClusterPanel.js";
 import { EntryTable } from "./EntryTable.js";
@@ -53,7 +53,7 @@ export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
         </Box>
         {snapshot.stage !== null && (
           <Box marginTop={1}>
-            <Spinner type="arc" label={` ${snapshot.stage}`} />
+            <Busy label={` ${snapshot.stage}`} />
           </Box>
         )}
         {snapshot.runsPanel && <RunsPanel panel={snapshot.runsPanel} now={snapshot.now} />}

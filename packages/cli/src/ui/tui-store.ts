@@ -1,8 +1,9 @@
 /**
  * The terminal UI's state: engine events and the cluster's status (polled
  * from the database) folded into one immutable snapshot, published at most
- * every `frameMs` (10 times a second) however fast batches go — the engine
- * never waits for a render, and a render never happens per batch.
+ * every `frameMs` (5 times a second; keys at once; Ink itself draws at most
+ * 10 frames a second) however fast batches go — the engine never waits for a
+ * render, and a render never happens per batch.
  *
  * The store also owns what the keys change (selection, pauses, the runs
  * panel, quitting), so the key handling is tested without a terminal.
@@ -131,7 +132,7 @@ export interface TuiStoreOptions {
   nextRunAt?: (entry: string) => Date | null;
   /** Called once when the user quits (`q`, Ctrl-C). */
   onQuit?: () => void;
-  /** Minimum time between two published snapshots. @defaultValue 100 */
+  /** Minimum time between two snapshots published for engine events (keys publish at once). @defaultValue 200 */
   frameMs?: number;
   /** @defaultValue 1000 */
   pollMs?: number;
@@ -206,7 +207,7 @@ export class TuiStore {
   constructor(options: TuiStoreOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#frameMs = options.frameMs ?? 100;
+    this.#frameMs = options.frameMs ?? 200;
     this.#startedAt = this.#now();
     this.#database = options.database ?? "connecting…";
     this.#order = options.entries.map((e) => e.id);
@@ -297,7 +298,7 @@ export class TuiStore {
     if (count === 0) return;
     this.#selected = Math.min(count - 1, Math.max(0, this.#selected + delta));
     if (this.#runsPanel) this.#openRuns();
-    this.#changed();
+    this.#publish();
   }
 
   togglePause(): void {
@@ -306,13 +307,13 @@ export class TuiStore {
     entry.userPaused = !entry.userPaused;
     if (entry.userPaused) entry.pause = entry.state.kind === "running" ? "requested" : "yes";
     else entry.pause = "no";
-    this.#changed();
+    this.#publish();
   }
 
   toggleRuns(): void {
     if (this.#runsPanel) {
       this.#runsPanel = null;
-      this.#changed();
+      this.#publish();
       return;
     }
     this.#openRuns();
@@ -321,7 +322,7 @@ export class TuiStore {
   closePanel(): void {
     if (!this.#runsPanel) return;
     this.#runsPanel = null;
-    this.#changed();
+    this.#publish();
   }
 
   quit(): void {

@@ -34,6 +34,8 @@ export function mountTui(options: MountOptions): MountedTui {
     exitOnCtrlC: false,
     patchConsole: false,
     maxFps: MAX_FPS,
+    // Rewrite only the lines that changed: less for the terminal to parse, frame after frame.
+    incrementalRendering: true,
   });
   const exited = instance.waitUntilExit().catch(() => {});
   let unmounting: Promise<void> | null = null;
