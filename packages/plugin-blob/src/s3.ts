@@ -82,7 +82,8 @@ export function isRetryable(error: unknown): boolean {
   const e = error as S3ErrorShape & { cause?: unknown };
   if (e.name === "AbortError") return false;
   const status = statusOf(error);
-  if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return true;
+  // 501 Not Implemented and 505 are answers, not accidents: asking again changes nothing.
+  if (status !== undefined && ((status >= 500 && status !== 501 && status !== 505) || status === 429 || status === 408)) return true;
   if (RETRYABLE_CODES.has(codeOf(error)) || (e.Code !== undefined && RETRYABLE_CODES.has(e.Code))) return true;
   if (e.code !== undefined && RETRYABLE_NETWORK.has(e.code)) return true;
   if (e.cause !== undefined && e.cause !== error && isRetryable(e.cause)) return true;

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { PurgerEventEmitter } from "@purger/core";
-import { createTestDatabase, runBin, type TestDatabase } from "@purger/core/testing";
+import { checkPlugin, createTestDatabase, runBin, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
 import { blobOptions, listKeys, putObjects, s3Client, seedObjects, spreadKeys, startTestS3, type TestS3 } from "./fixtures.js";
 import { startS3Proxy, type S3Proxy } from "./s3-proxy.js";
@@ -118,6 +118,49 @@ describe("versioned bucket (versioning emulated by a proxy)", () => {
       expect(versionsUnder(proxy, "versioned", "plain/").filter((v) => v.endsWith("@marker"))).toHaveLength(2);
     } finally {
       client.destroy();
+      await proxy.stop();
+    }
+  });
+});
+
+describe("versions: auto (answers injected by a proxy)", () => {
+  it("counts a server that cannot answer GetBucketVersioning (501) as unversioned, and says so in doctor", async () => {
+    const proxy = await startS3Proxy({ upstream: s3.endpoint, versioningError: { status: 501, code: "NotImplemented" } });
+    try {
+      await putObjects(s3.client, "neighbour", ["auto/a", "auto/b"]);
+      const [item] = await runBin(blob, {
+        pool: db.pool,
+        id: "auto",
+        options: blobOptions(proxy.endpoint, "neighbour"),
+        items: [{ handler: "prefix", payload: { prefix: "auto/" } }],
+      });
+      expect(item).toMatchObject({ status: "done", processed: 2 });
+      const diagnostics = await checkPlugin(blob, { pool: db.pool, id: "auto", options: blobOptions(proxy.endpoint, "neighbour") });
+      expect(diagnostics[2]!.message.replace(proxy.endpoint, "<endpoint>")).toBe(
+        "s3://neighbour at <endpoint> is unversioned (the server cannot answer GetBucketVersioning (NotImplemented (501): injected by the test proxy): counted as unversioned)",
+      );
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it("refuses to guess when the versioning state may not be read (403): a visible failure, nothing deleted", async () => {
+    const proxy = await startS3Proxy({ upstream: s3.endpoint, versioningError: { status: 403, code: "AccessDenied" } });
+    try {
+      await putObjects(s3.client, "neighbour", ["denied/a"]);
+      const [item] = await runBin(blob, {
+        pool: db.pool,
+        id: "denied",
+        options: blobOptions(proxy.endpoint, "neighbour"),
+        items: [{ handler: "prefix", payload: { prefix: "denied/" } }],
+        maxAttempts: 1,
+      });
+      expect(item!.status).toBe("failed");
+      expect(item!.lastError).toBe(
+        `s3://neighbour at ${proxy.endpoint}: not allowed to read the bucket's versioning state (AccessDenied (403): injected by the test proxy)`,
+      );
+      expect(await listKeys(s3.client, "neighbour", "denied/")).toEqual(["denied/a"]);
+    } finally {
       await proxy.stop();
     }
   });

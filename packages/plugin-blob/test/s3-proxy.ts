@@ -36,6 +36,8 @@ export interface S3ProxyOptions {
   faults?: FaultOptions;
   /** Object requests (HEAD, GET, DELETE) on these keys are refused with 403 AccessDenied, a permanent error. */
   deny?: (key: string) => boolean;
+  /** Answer GetBucketVersioning with this error (a server that does not implement it, or a refusal). */
+  versioningError?: { status: number; code: string };
 }
 
 export interface VersionRecord {
@@ -102,6 +104,11 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
     if (key !== null && options.deny?.(key)) {
       stats.faults += 1;
       return sendXml(res, 403, `<Error><Code>AccessDenied</Code><Message>Access Denied (injected by the test proxy)</Message></Error>`);
+    }
+
+    if (options.versioningError && req.method === "GET" && key === null && query.has("versioning")) {
+      const { status, code } = options.versioningError;
+      return sendXml(res, status, `<Error><Code>${code}</Code><Message>injected by the test proxy</Message></Error>`);
     }
 
     if (req.method === "POST" && key === null && query.has("delete")) {
