@@ -143,8 +143,8 @@ async function batchInFlight(table: string): Promise<boolean> {
 }
 
 describe("R10: signals during a batch", () => {
-  const OLD = 240_000;
-  const BATCH = 60_000;
+  const OLD = 150_000;
+  const BATCH = 50_000;
 
   it("SIGTERM to `purger run`: the batch in flight commits whole, exit 0 within shutdownTimeout, the run stays resumable", async () => {
     await seedTable(pool, "r10_run", OLD, 100);
