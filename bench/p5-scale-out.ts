@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   let stop = async () => {};
   let serverUrl = process.env.PURGER_BENCH_PG_URL;
   if (!serverUrl) {
-    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-pg", import.meta.url)), maxConnections: 200 });
+    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-p5-pg", import.meta.url)), maxConnections: 200 });
     serverUrl = server.url;
     stop = () => server.stop();
   }

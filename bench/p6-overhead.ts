@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   let stop = async () => {};
   let url = process.env.PURGER_BENCH_PG_URL;
   if (!url) {
-    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-pg", import.meta.url)) });
+    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-p6-pg", import.meta.url)) });
     url = server.url;
     stop = () => server.stop();
   }
