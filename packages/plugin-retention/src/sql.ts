@@ -7,12 +7,9 @@
 import { createHash } from "node:crypto";
 import type { ColumnInfo } from "./catalog.js";
 import type { Condition, Plan } from "./resolve.js";
+import { quoteIdent } from "@purger/core";
 
-/** Quote an SQL identifier (double quotes doubled). The one place identifiers become SQL text. */
-export function quoteIdent(name: string): string {
-  if (name.includes("\0")) throw new Error("an identifier cannot contain a NUL byte");
-  return `"${name.replaceAll('"', '""')}"`;
-}
+export { quoteIdent };
 
 /** Values known at run time, by name: the cutoff, the batch size, the cursor, the batch's keys. */
 export type Dynamic = Record<string, unknown>;
