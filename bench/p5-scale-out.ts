@@ -24,7 +24,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
 import { createPool, loadConfig, requestRun, startEmbeddedPostgres, type PurgerConfig } from "../packages/core/src/index.js";
-import { configText, idSpan, retentionEntry, seedTable, spawnPurger, tempDir, writeConfig, type PurgerProcess } from "../packages/cli/test/helpers.js";
+import {
+  configText,
+  idSpan,
+  retentionEntry,
+  seedTable,
+  spawnPurger,
+  tempDir,
+  writeConfig,
+  type PurgerProcess,
+} from "../packages/cli/test/helpers.js";
 
 const ROWS = Number(process.env.P5_ROWS ?? 100_000);
 const REPEAT = Number(process.env.P5_REPEAT ?? 2);
@@ -48,7 +57,10 @@ async function main(): Promise<void> {
   let stop = async () => {};
   let serverUrl = process.env.PURGER_BENCH_PG_URL;
   if (!serverUrl) {
-    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-p5-pg", import.meta.url)), maxConnections: 200 });
+    const server = await startEmbeddedPostgres({
+      dir: fileURLToPath(new URL("../.purger/bench-p5-pg", import.meta.url)),
+      maxConnections: 200,
+    });
     serverUrl = server.url;
     stop = () => server.stop();
   }
@@ -69,7 +81,9 @@ async function main(): Promise<void> {
       for (const n of round % 2 === 0 ? [1, 3] : [3, 1]) {
         const m = await measure(serverUrl, config, dir, n);
         all.push(m);
-        log(`${n} process${n === 1 ? "" : "es"}: ${seconds(m.ms)}, slices per process ${m.slices.join("/")}, duplicate deletions ${m.duplicates}`);
+        log(
+          `${n} process${n === 1 ? "" : "es"}: ${seconds(m.ms)}, slices per process ${m.slices.join("/")}, duplicate deletions ${m.duplicates}`,
+        );
         const previous = best.get(n);
         if (!previous || m.ms < previous.ms) best.set(n, m);
       }
@@ -118,7 +132,10 @@ async function measure(serverUrl: string, config: PurgerConfig, dir: string, pro
     for (;;) {
       const finished = await pool
         .query<{ n: number }>("SELECT count(DISTINCT entry)::int AS n FROM purger.runs WHERE status = 'succeeded' AND processed > 0")
-        .then((r) => r.rows[0]!.n, () => 0);
+        .then(
+          (r) => r.rows[0]!.n,
+          () => 0,
+        );
       if (finished === ENTRIES) break;
       const dead = children.find((c) => c.child.exitCode !== null);
       if (dead) throw new Error(`a purger process exited early (${dead.child.exitCode}):\n${dead.stderr.slice(-3000)}`);
@@ -142,9 +159,13 @@ async function measure(serverUrl: string, config: PurgerConfig, dir: string, pro
 async function duplicateDeletions(pool: pg.Pool): Promise<number> {
   let off = 0;
   for (let i = 1; i <= ENTRIES; i++) {
-    const { rows } = await pool.query<{ n: number }>("SELECT coalesce(sum(processed), 0)::int AS n FROM purger.runs WHERE entry = $1 AND NOT dry_run", [`e${i}`]);
+    const { rows } = await pool.query<{ n: number }>(
+      "SELECT coalesce(sum(processed), 0)::int AS n FROM purger.runs WHERE entry = $1 AND NOT dry_run",
+      [`e${i}`],
+    );
     const left = await idSpan(pool, `p5_e${i}`);
-    if (left.count !== FRESH || left.min !== ROWS + 1) throw new Error(`p5_e${i}: ${JSON.stringify(left)} left, expected the ${FRESH} fresh rows`);
+    if (left.count !== FRESH || left.min !== ROWS + 1)
+      throw new Error(`p5_e${i}: ${JSON.stringify(left)} left, expected the ${FRESH} fresh rows`);
     off += Math.abs(rows[0]!.n - ROWS);
   }
   return off;

@@ -67,7 +67,9 @@ async function main(): Promise<void> {
       times.sort((a, b) => a - b);
       const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
       const stats = { name, median: at(0.5), p90: at(0.9), min: times[0]! };
-      console.log(`${name}: median ${stats.median.toFixed(1)} ms, p90 ${stats.p90.toFixed(1)} ms, min ${stats.min.toFixed(1)} ms over ${RUNS} runs`);
+      console.log(
+        `${name}: median ${stats.median.toFixed(1)} ms, p90 ${stats.p90.toFixed(1)} ms, min ${stats.min.toFixed(1)} ms over ${RUNS} runs`,
+      );
       results.push(stats);
     }
     const [withPlugin, engine] = results;

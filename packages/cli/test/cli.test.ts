@@ -52,7 +52,10 @@ function clean(text: string, dir: string): string {
 
 describe("validate", () => {
   it("a valid file: exit 0 and a summary of its entries", async () => {
-    const dir = project(retentionEntry({ id: "events", table: "events", retention: "7d" }) + retentionEntry({ id: "audit", table: "audit", retention: "P30D" }));
+    const dir = project(
+      retentionEntry({ id: "events", table: "events", retention: "7d" }) +
+        retentionEntry({ id: "audit", table: "audit", retention: "P30D" }),
+    );
     const r = await purger(["validate"], { cwd: dir });
     expect(r.code).toBe(0);
     expect(clean(r.stdout, dir)).toMatchInlineSnapshot(`
@@ -101,11 +104,23 @@ describe("once", () => {
     const lines = r.stdout.split("\n").filter(Boolean);
     expect(lines).toHaveLength(1);
     const summary = JSON.parse(lines[0]!) as Record<string, unknown>;
-    expect(summary).toMatchObject({ id: "events", plugin: "@purger/plugin-retention", status: "succeeded", dryRun: false, processed: 250, batches: 3 });
+    expect(summary).toMatchObject({
+      id: "events",
+      plugin: "@purger/plugin-retention",
+      status: "succeeded",
+      dryRun: false,
+      processed: 250,
+      batches: 3,
+    });
     expect(summary.durationMs).toEqual(expect.any(Number));
     expect(await idSpan(pool, "once_json")).toEqual({ count: 30, min: 251, max: 280 });
     // stderr carries only JSON log lines.
-    expect(r.stderr.split("\n").filter(Boolean).every((l) => l.startsWith("{"))).toBe(true);
+    expect(
+      r.stderr
+        .split("\n")
+        .filter(Boolean)
+        .every((l) => l.startsWith("{")),
+    ).toBe(true);
     const [run] = await runRows(pool, "events");
     expect(run).toMatchObject({ id: summary.runId, status: "succeeded", processed: 250, batches: 3, trigger: "manual" });
   });
@@ -127,12 +142,17 @@ describe("once", () => {
   it("a missing table or column: exit 2 before anything changes", async () => {
     await seedTable(pool, "once_target", 5, 0);
     const dir = project(
-      retentionEntry({ id: "no-table", table: "once_nope" }) + retentionEntry({ id: "no-column", table: "once_target", column: "deleted_at" }),
+      retentionEntry({ id: "no-table", table: "once_nope" }) +
+        retentionEntry({ id: "no-column", table: "once_target", column: "deleted_at" }),
     );
     const [table, column] = await Promise.all([purger(["once", "no-table"], { cwd: dir }), purger(["once", "no-column"], { cwd: dir })]);
     expect(table.code).toBe(2);
     expect(table.stdout).toBe("");
-    expect(clean(table.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
+    expect(
+      clean(table.stderr, dir)
+        .split("\n")
+        .filter((l) => !l.startsWith("{")),
+    ).toMatchInlineSnapshot(`
       [
         "purger: table "once_nope" does not exist in the search_path (entry "no-table", options.table)",
         "hint: check the table name and the database purger connects to (\`purger doctor\`)",
@@ -140,7 +160,11 @@ describe("once", () => {
       ]
     `);
     expect(column.code).toBe(2);
-    expect(clean(column.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
+    expect(
+      clean(column.stderr, dir)
+        .split("\n")
+        .filter((l) => !l.startsWith("{")),
+    ).toMatchInlineSnapshot(`
       [
         "purger: column "deleted_at" does not exist in table public.once_target (entry "no-column", options.column)",
         "hint: its columns are: id, created_at",
@@ -158,7 +182,10 @@ describe("once", () => {
       retentionEntry({ id: "rows", table: "once_guard", retention: "7d", guard: "{ maxRows: 100 }" }) +
         retentionEntry({ id: "fraction", table: "once_guard", retention: "7d", guard: "{ maxFraction: 0.5 }" }),
     );
-    const [rows, fraction] = await Promise.all([purger(["once", "rows"], { cwd: dir }), purger(["once", "fraction", "--json"], { cwd: dir })]);
+    const [rows, fraction] = await Promise.all([
+      purger(["once", "rows"], { cwd: dir }),
+      purger(["once", "fraction", "--json"], { cwd: dir }),
+    ]);
     expect(rows.code).toBe(1);
     expect(clean(rows.stdout, dir)).toMatchInlineSnapshot(`
       "rows (@purger/plugin-retention): guarded
@@ -168,7 +195,9 @@ describe("once", () => {
     `);
     expect(fraction.code).toBe(1);
     expect(JSON.parse(fraction.stdout)).toMatchObject({ status: "guarded", processed: 0 });
-    expect(JSON.parse(fraction.stdout).guard).toMatchInlineSnapshot(`"guard.maxFraction: at least 101 of 200 items (50.5%) qualify, more than the limit of 50.0%; nothing was changed"`);
+    expect(JSON.parse(fraction.stdout).guard).toMatchInlineSnapshot(
+      `"guard.maxFraction: at least 101 of 200 items (50.5%) qualify, more than the limit of 50.0%; nothing was changed"`,
+    );
     expect(await idSpan(pool, "once_guard")).toEqual({ count: 200, min: 1, max: 200 });
     expect((await runRows(pool, "rows")).map((r) => [r.status, r.processed])).toEqual([["guarded", 0]]);
   });
@@ -228,7 +257,9 @@ describe("once", () => {
 describe("status, plan, schema, init, enqueue", () => {
   it("status --json: the last run of each entry and no live process", async () => {
     await seedTable(pool, "status_t", 7, 3);
-    const dir = project(retentionEntry({ id: "status-e", table: "status_t", retention: "7d" }) + retentionEntry({ id: "never", table: "status_t" }));
+    const dir = project(
+      retentionEntry({ id: "status-e", table: "status_t", retention: "7d" }) + retentionEntry({ id: "never", table: "status_t" }),
+    );
     expect((await purger(["once", "status-e"], { cwd: dir })).code).toBe(0);
     const r = await purger(["status", "--json"], { cwd: dir });
     expect(r.code).toBe(0);
@@ -264,12 +295,16 @@ describe("status, plan, schema, init, enqueue", () => {
     expect(r.code).toBe(0);
     const schema = JSON.parse(r.stdout) as Record<string, unknown>;
     const requireFromCore = createRequire(join(import.meta.dirname, "../../core/package.json"));
-    const ajvModule = requireFromCore("ajv") as { default: new (o: object) => { compile(s: object): ((d: unknown) => boolean) & { errors?: unknown } } };
+    const ajvModule = requireFromCore("ajv") as {
+      default: new (o: object) => { compile(s: object): ((d: unknown) => boolean) & { errors?: unknown } };
+    };
     const ajv = new ajvModule.default({ strict: false, allErrors: true });
     const validate = ajv.compile(schema);
     const good = {
       database: { url: "postgres://localhost/x" },
-      plugins: [{ id: "t", use: "@purger/plugin-retention", retention: "7d", schedule: "every 30s", options: { table: "t", column: "ts" } }],
+      plugins: [
+        { id: "t", use: "@purger/plugin-retention", retention: "7d", schedule: "every 30s", options: { table: "t", column: "ts" } },
+      ],
     };
     expect(validate(good)).toBe(true);
     expect(validate({ ...good, plugins: [{ ...good.plugins[0], retenton: "7d" }] })).toBe(false);
@@ -319,7 +354,11 @@ describe("status, plan, schema, init, enqueue", () => {
       "
     `);
     expect(payload.code).toBe(2);
-    expect(clean(payload.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
+    expect(
+      clean(payload.stderr, dir)
+        .split("\n")
+        .filter((l) => !l.startsWith("{")),
+    ).toMatchInlineSnapshot(`
       [
         "purger: bin payload for notes.note: /id must be integer",
         "hint: see \`purger schema\` for the payload of each kind",
@@ -341,7 +380,9 @@ describe("R6: hostile identifiers and payloads", () => {
     await pool.query(`DROP TABLE IF EXISTS ${VICTIM}; CREATE TABLE ${VICTIM} (id int); INSERT INTO ${VICTIM} VALUES (1)`);
     const weird = `we"ird; DROP TABLE ${VICTIM}; --`;
     const clock = "créé à";
-    await pool.query(`CREATE TABLE "we""ird; DROP TABLE ${VICTIM}; --" (id bigserial PRIMARY KEY, "créé à" timestamptz NOT NULL, note text)`);
+    await pool.query(
+      `CREATE TABLE "we""ird; DROP TABLE ${VICTIM}; --" (id bigserial PRIMARY KEY, "créé à" timestamptz NOT NULL, note text)`,
+    );
     await pool.query(
       `INSERT INTO "we""ird; DROP TABLE ${VICTIM}; --" ("créé à", note)
        SELECT now() - g * interval '1 day', CASE WHEN g % 2 = 0 THEN $1 ELSE 'plain' END FROM generate_series(1, 20) g`,
@@ -384,7 +425,11 @@ describe("R6: hostile identifiers and payloads", () => {
     ]);
     expect(payload.code).toBe(2);
     expect(huge.code).toBe(2);
-    expect(clean(huge.stderr, dir).split("\n").filter((l) => !l.startsWith("{"))).toMatchInlineSnapshot(`
+    expect(
+      clean(huge.stderr, dir)
+        .split("\n")
+        .filter((l) => !l.startsWith("{")),
+    ).toMatchInlineSnapshot(`
       [
         "purger: bin payload for notes.note: 100017 bytes, more than the limit of 65536",
         "",

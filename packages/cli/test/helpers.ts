@@ -229,9 +229,7 @@ export async function until<T>(probe: () => Promise<T | undefined>, what: string
 export function normalize(text: string, replacements: Record<string, string> = {}): string {
   let out = text;
   for (const [from, to] of Object.entries(replacements)) out = out.split(from).join(to);
-  return out
-    .replace(/\d+\.\d\d s \(\d+\/s\)/g, "<t> s (<n>/s)")
-    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, "<time>");
+  return out.replace(/\d+\.\d\d s \(\d+\/s\)/g, "<t> s (<n>/s)").replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, "<time>");
 }
 
 export interface RunRow {

@@ -55,9 +55,19 @@ describe("R4: PostgreSQL restarted during a run", () => {
 
     const OLD = 200_000;
     await seedTable(pool, "r4_events", OLD, 500);
-    writeConfig(dir, configText({ url: server.url, plugins: retentionEntry({ id: "r4", table: "r4_events", retention: "7d", batchSize: 1000, timeout: "2s", runOnStart: true }) }));
+    writeConfig(
+      dir,
+      configText({
+        url: server.url,
+        plugins: retentionEntry({ id: "r4", table: "r4_events", retention: "7d", batchSize: 1000, timeout: "2s", runOnStart: true }),
+      }),
+    );
     const service = start(["run", "--concurrency", "1"], dir);
-    await until(async () => (await runRows(pool, "r4").catch(() => []))[0]?.processed! >= 10_000 || undefined, "the backfill to be under way", 60_000);
+    await until(
+      async () => ((await runRows(pool, "r4"))[0]?.processed ?? 0) >= 10_000 || undefined,
+      "the backfill to be under way",
+      60_000,
+    );
 
     await server.stop();
     await sleep(2_000);
@@ -157,22 +167,26 @@ describe("the embedded PostgreSQL through the CLI (no `database:` in purger.yaml
     await exercise(dir);
   }, 300_000);
 
-  it.runIf(process.getuid?.() === 0)("as root, in a directory only root may enter", async () => {
-    const { dir: outer, cleanup } = tempDir("purger-rootonly-");
-    cleanups.push(cleanup);
-    chmodSync(outer, 0o700);
-    const dir = join(outer, "checkout");
-    mkdirSync(dir);
-    cleanups.push(() => {
-      // The data lives outside the root-only directory (the PostgreSQL user cannot enter it): remove it too.
-      const link = join(dir, ".purger", "pg", "data");
-      try {
-        const target = readlinkSync(link);
-        if (target.startsWith("/var/lib/purger/data-")) rmSync(target, { recursive: true, force: true });
-      } catch {
-        // not a symlink: nothing outside
-      }
-    });
-    await exercise(dir);
-  }, 300_000);
+  it.runIf(process.getuid?.() === 0)(
+    "as root, in a directory only root may enter",
+    async () => {
+      const { dir: outer, cleanup } = tempDir("purger-rootonly-");
+      cleanups.push(cleanup);
+      chmodSync(outer, 0o700);
+      const dir = join(outer, "checkout");
+      mkdirSync(dir);
+      cleanups.push(() => {
+        // The data lives outside the root-only directory (the PostgreSQL user cannot enter it): remove it too.
+        const link = join(dir, ".purger", "pg", "data");
+        try {
+          const target = readlinkSync(link);
+          if (target.startsWith("/var/lib/purger/data-")) rmSync(target, { recursive: true, force: true });
+        } catch {
+          // not a symlink: nothing outside
+        }
+      });
+      await exercise(dir);
+    },
+    300_000,
+  );
 });

@@ -63,7 +63,12 @@ function start(args: string[], dir: string, env: Record<string, string> = {}): P
 }
 
 /** The entry's one non-dry run record once `probe` holds for it. */
-async function runWhen(entry: string, probe: (run: Awaited<ReturnType<typeof runRows>>[number]) => boolean, what: string, timeoutMs = 30_000) {
+async function runWhen(
+  entry: string,
+  probe: (run: Awaited<ReturnType<typeof runRows>>[number]) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+) {
   return until(async () => (await runRows(pool, entry)).find((r) => !r.dry_run && probe(r)), what, timeoutMs);
 }
 
@@ -72,7 +77,9 @@ describe("R1: kill -9 in the middle of a backfill, then restart", () => {
     const OLD = 300_000;
     const FRESH = 2_000;
     await seedTable(pool, "r1_events", OLD, FRESH);
-    const dir = project(retentionEntry({ id: "backfill", table: "r1_events", retention: "7d", batchSize: 500, timeout: "1s", runOnStart: true }));
+    const dir = project(
+      retentionEntry({ id: "backfill", table: "r1_events", retention: "7d", batchSize: 500, timeout: "1s", runOnStart: true }),
+    );
 
     const first = start(["run", "--concurrency", "1"], dir);
     const early = await runWhen("backfill", (r) => r.processed >= 5_000, "the first progress of the backfill");
@@ -120,7 +127,12 @@ describe("R1: kill -9 of `purger once`", () => {
     const [status, text] = await Promise.all([purger(["status", "--json"], { cwd: dir }), purger(["status"], { cwd: dir })]);
     expect(status.code).toBe(0);
     const [entry] = (JSON.parse(status.stdout) as { entries: Array<Record<string, unknown>> }).entries;
-    expect(entry).toMatchObject({ entry: "backfill-once", running: null, last: null, unfinished: { id: early.id, status: "running", processed: atKill!.processed } });
+    expect(entry).toMatchObject({
+      entry: "backfill-once",
+      running: null,
+      last: null,
+      unfinished: { id: early.id, status: "running", processed: atKill!.processed },
+    });
     expect(text.stdout.split("\n")[1]).toMatch(new RegExp(`^backfill-once\\s+unfinished \\(${atKill!.processed}/\\d+\\)\\s+never`));
 
     const second = await purger(["once", "backfill-once", "--json"], { cwd: dir });
@@ -219,14 +231,18 @@ describe("R2: three `purger run` processes on one database", () => {
     // Bin items arrive while the three replicas work, each in its own transaction.
     const items: string[] = [];
     for (let i = 1; i <= 30; i++) {
-      const { rows } = await pool.query<{ id: string }>("SELECT purger.enqueue('notes.note', $1::jsonb)::text AS id", [JSON.stringify({ id: i })]);
+      const { rows } = await pool.query<{ id: string }>("SELECT purger.enqueue('notes.note', $1::jsonb)::text AS id", [
+        JSON.stringify({ id: i }),
+      ]);
       items.push(rows[0]!.id);
       await sleep(150);
     }
     await until(
       async () => {
         const runs = await runRows(pool);
-        const finished = Array.from({ length: ENTRIES }, (_, i) => runs.some((r) => r.entry === `e${i + 1}` && r.status === "succeeded" && r.processed > 0));
+        const finished = Array.from({ length: ENTRIES }, (_, i) =>
+          runs.some((r) => r.entry === `e${i + 1}` && r.status === "succeeded" && r.processed > 0),
+        );
         return finished.every(Boolean) && Date.now() - windowStart > 10_000 ? true : undefined;
       },
       "every backlog to be done and 10 s to pass",
@@ -272,15 +288,22 @@ describe("R2: three `purger run` processes on one database", () => {
       ]),
     );
     // Every bin item handled exactly once, and done.
-    const { rows: notes } = await pool.query<{ item: number; n: number }>("SELECT item, count(*)::int AS n FROM notes GROUP BY item ORDER BY item");
+    const { rows: notes } = await pool.query<{ item: number; n: number }>(
+      "SELECT item, count(*)::int AS n FROM notes GROUP BY item ORDER BY item",
+    );
     expect(notes).toEqual(Array.from({ length: 30 }, (_, i) => ({ item: i + 1, n: 1 })));
-    const { rows: bin } = await pool.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM purger.bin GROUP BY status");
+    const { rows: bin } = await pool.query<{ status: string; n: number }>(
+      "SELECT status, count(*)::int AS n FROM purger.bin GROUP BY status",
+    );
     expect(bin).toEqual([{ status: "done", n: 30 }]);
     // Every replica took work: slices of the backlogs, ticks or bin items.
     const { rows: handlers } = await pool.query<{ pid: number }>("SELECT DISTINCT pid FROM notes");
     const worked = replicas.map((p) => p.logs().some((l) => l.event === "run:start") || handlers.some((h) => h.pid === p.pid));
     expect(worked).toEqual([true, true, true]);
     const slicesBy = replicas.map((p) => p.logs().filter((l) => l.event === "run:start" && String(l.entry).startsWith("e")).length);
-    expect(slicesBy.every((n) => n > 0), `backlog slices per replica: ${slicesBy.join(", ")}`).toBe(true);
+    expect(
+      slicesBy.every((n) => n > 0),
+      `backlog slices per replica: ${slicesBy.join(", ")}`,
+    ).toBe(true);
   }, 150_000);
 });
