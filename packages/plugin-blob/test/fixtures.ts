@@ -43,7 +43,7 @@ export function s3Client(endpoint: string): S3Client {
     endpoint,
     region: "us-east-1",
     forcePathStyle: true,
-    maxAttempts: 1,
+    maxAttempts: 3,
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });
