@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, describe, expect, it, onTestFailed } from "vitest";
 import { createPool, startEmbeddedPostgres } from "../../core/src/index.js";
+import { createTestDatabase } from "../../core/src/db/test-database.js";
 import {
   configText,
   idSpan,
@@ -40,6 +41,57 @@ function start(args: string[], dir: string, env: Record<string, string> = {}): P
   onTestFailed(() => console.log(`purger ${args.join(" ")} (pid ${p.pid}) stderr:\n${p.stderr.split("\n").slice(-60).join("\n")}`));
   return p;
 }
+
+describe("R1: a replica killed with SIGKILL while another keeps running", () => {
+  it("the live replica releases the dead one's job at once and finishes the same run", async () => {
+    const db = await createTestDatabase("failover");
+    cleanups.push(() => db.drop());
+    const OLD = 200_000;
+    await seedTable(db.pool, "failover_events", OLD, 100);
+    const { dir, cleanup } = tempDir("purger-failover-");
+    cleanups.push(cleanup);
+    writeConfig(
+      dir,
+      configText({
+        url: db.url,
+        plugins: retentionEntry({
+          id: "failover",
+          table: "failover_events",
+          retention: "7d",
+          batchSize: 500,
+          timeout: "30s",
+          runOnStart: true,
+        }),
+      }),
+    );
+    const a = start(["run", "--concurrency", "1"], dir);
+    const b = start(["run", "--concurrency", "1"], dir);
+    await Promise.all([a, b].map((p) => p.waitForLog((l) => l.event === "worker:start", 60_000)));
+    // Whichever replica took the backfill is killed; its slice is far from its 30 s end.
+    const [early] = await until(async () => {
+      const runs = await runRows(db.pool, "failover");
+      return runs[0] && runs[0].processed >= 5_000 ? runs : undefined;
+    }, "the backfill to be under way");
+    const working = [a, b].find((p) => p.logs().some((l) => l.event === "run:start" && l.entry === "failover"))!;
+    const survivor = working === a ? b : a;
+    working.kill("SIGKILL");
+    await working.exited;
+    const killedAt = performance.now();
+
+    await survivor.waitForLog((l) => l.event === "run:start" && l.resumed === true && l.runId === early!.id, 20_000);
+    expect(performance.now() - killedAt).toBeLessThan(15_000);
+    expect(survivor.logs().some((l) => l.msg === "released the jobs of a dead purger process")).toBe(true);
+    const done = await until(
+      async () => (await runRows(db.pool, "failover")).find((r) => r.id === early!.id && r.status === "succeeded"),
+      "the run to finish",
+      90_000,
+    );
+    expect(done.processed).toBe(OLD);
+    expect(await idSpan(db.pool, "failover_events")).toEqual({ count: 100, min: OLD + 1, max: OLD + 100 });
+    survivor.kill("SIGTERM");
+    expect((await survivor.exited).code).toBe(0);
+  }, 180_000);
+});
 
 describe("R4: PostgreSQL restarted during a run", () => {
   it("the worker reconnects and finishes the run; the run record matches what was deleted", async () => {
