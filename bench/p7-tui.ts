@@ -181,7 +181,7 @@ async function inTerminal(session: string, cwd: string, command: string, timeout
 }
 
 function tmux(...args: string[]): string {
-  return execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...args], { encoding: "utf8" });
+  return execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 function quote(text: string): string {

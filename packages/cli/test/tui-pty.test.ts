@@ -8,7 +8,7 @@
  * sequence, JSON progress lines on stderr.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,17 +31,24 @@ function tmux(...args: string[]): string {
 }
 
 /** Runs `purger <args>` in a new 100×30 terminal; the exit code lands in `<dir>/rc`. */
-function openTerminal(session: string, dir: string, args: string[]): void {
+function openTerminal(session: string, dir: string, args: string[], env: string[] = []): void {
   const command = [
     `cd ${shellQuote(dir)}`,
-    // NODE_ENV is vitest's; a user's shell has none.
-    `env -u NODE_ENV CI=true ${shellQuote(process.execPath)} ${shellQuote(purgerBin)} ${args.map(shellQuote).join(" ")}`,
+    // NODE_ENV is vitest's; a user's shell has none. FORCE_COLOR may be set where the tests run.
+    `env -u NODE_ENV -u FORCE_COLOR -u NO_COLOR CI=true ${env.map(shellQuote).join(" ")} ${shellQuote(process.execPath)} ${shellQuote(purgerBin)} ${args.map(shellQuote).join(" ")}`,
   ].join(" && ");
   tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", `${command}; echo $? > rc; sleep 600`);
 }
 
-function screen(session: string): string {
-  return tmux("capture-pane", "-p", "-t", session);
+function screen(session: string, withEscapes = false): string {
+  return tmux("capture-pane", "-p", ...(withEscapes ? ["-e"] : []), "-t", session);
+}
+
+/** SGR sequences that set a foreground or background colour (30–37, 38;…, 40–47, 48;…, 90–97, 100–107). */
+function colours(text: string): string[] {
+  // eslint-disable-next-line no-control-regex
+  const sgr = [...text.matchAll(/\u001B\[([0-9;]*)m/g)].flatMap((m) => m[1]!.split(";").map(Number));
+  return sgr.filter((n) => (n >= 30 && n <= 48) || (n >= 90 && n <= 107)).map(String);
 }
 
 interface Watch {
@@ -135,6 +142,8 @@ describe.skipIf(!hasTmux)("purger once in a terminal (tmux)", () => {
       expect(last).toContain("old-events (@purger/plugin-retention): succeeded");
       expect(last).toContain("processed 100000 in");
       expect(last).toContain("logs → .purger/purger.log");
+      // Frames replace each other: one header per screen, never a stale line left behind.
+      for (const text of screens) expect(text.match(/purger once old-events · up/g)?.length ?? 0).toBeLessThanOrEqual(1);
       const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM events_a");
       expect(rows[0]!.n).toBe(1_000);
     },
@@ -161,6 +170,26 @@ describe.skipIf(!hasTmux)("purger once in a terminal (tmux)", () => {
         "SELECT status, processed::int FROM purger.runs WHERE entry = 'old-events' ORDER BY id DESC LIMIT 1",
       );
       expect(runs.rows[0]).toEqual({ status: "interrupted", processed: OLD * 2 + 1_000 - rows[0]!.n });
+    },
+    TIMEOUT,
+  );
+  it(
+    "NO_COLOR: the same screen without a colour",
+    async () => {
+      await seedTable(db.pool, "events_d", 5_000, 100);
+      const dir = project("events_d");
+      openTerminal("colour", dir, ["once", "old-events", "-c", "purger.yaml"]);
+      expect((await watch("colour", dir)).exitCode).toBe(0);
+      const coloured = screen("colour", true);
+      await seedTable(db.pool, "events_d", 5_000, 100);
+      rmSync(join(dir, "rc"));
+      openTerminal("plain", dir, ["once", "old-events", "-c", "purger.yaml"], ["NO_COLOR=1"]);
+      expect((await watch("plain", dir)).exitCode).toBe(0);
+      const plain = screen("plain", true);
+
+      expect(colours(coloured).length).toBeGreaterThan(0);
+      expect(colours(plain)).toEqual([]);
+      expect(plain).toContain("✔ old-events succeeded: 5,000 processed");
     },
     TIMEOUT,
   );

@@ -66,6 +66,9 @@ export async function demoCommand(flags: DemoFlags, io: Io): Promise<number> {
         onDatabase(database) {
           tui?.attach(database);
         },
+        async beforeDatabaseClose() {
+          await (tui as CommandTui | null)?.detach();
+        },
         onWorker(processId) {
           tui?.store.setProcessId(processId);
         },

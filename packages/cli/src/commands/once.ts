@@ -73,6 +73,7 @@ export async function onceCommand(id: string, flags: OnceFlags, io: Io): Promise
     } finally {
       stopProgress();
       offSignal();
+      await tui?.detach();
       await db.close();
     }
   } finally {

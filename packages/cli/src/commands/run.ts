@@ -135,6 +135,7 @@ async function serve({ config, events, io, log, tui, concurrency, flags, setDrai
   });
   stopProgress();
   await admin?.close();
+  await tui?.detach();
   if (exitCode === 0) await db.close();
   return exitCode;
 }

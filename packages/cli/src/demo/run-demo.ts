@@ -51,6 +51,8 @@ export interface DemoHooks {
   /** What the demo is doing before the worker starts ("seeding …"), null when done. */
   onStage?(text: string | null): void;
   onDatabase?(database: { url: string; label: string }): void;
+  /** The database is about to close (the UI stops polling it). */
+  beforeDatabaseClose?(): Promise<void>;
   onWorker?(processId: string): void;
   isPaused?(entry: string): boolean;
 }
@@ -123,7 +125,10 @@ export async function runDemo(options: DemoOptions, hooks: DemoHooks = {}): Prom
     const config: PurgerConfig = { ...loaded, database: { url } };
 
     const db: Database = await connectDatabase(config, { log: options.log, cwd: options.cwd });
-    cleanups.push(() => db.close());
+    cleanups.push(async () => {
+      await hooks.beforeDatabaseClose?.();
+      await db.close();
+    });
     hooks.onDatabase?.({ url, label: `embedded PostgreSQL (${join(".purger", "demo", "pg")}) · ${redactUrl(url)}` });
 
     await db.pool.query(DEMO_SCHEMA_SQL);

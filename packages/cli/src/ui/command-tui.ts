@@ -47,6 +47,8 @@ export interface CommandTui {
   logFile: string;
   /** The database is connected: name it in the header, start polling the cluster. */
   attach(database: { url: string; label: string }): void;
+  /** Stop polling the database and close the UI's connections (before the database goes away). */
+  detach(): Promise<void>;
   /** Draw the last frame and give the terminal back; stop polling. */
   close(): Promise<void>;
 }
@@ -91,6 +93,12 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
   });
   store.start();
   let closing: Promise<void> | null = null;
+  const detach = async () => {
+    store.stopPolling();
+    const pool = pollPool;
+    pollPool = null;
+    if (pool) await pool.end().catch(() => {});
+  };
   return {
     store,
     log,
@@ -108,12 +116,13 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
         (entry) => listRuns(pool, { entry, limit: 8 }),
       );
     },
+    detach,
     close() {
       closing ??= (async () => {
         store.stop();
         await mounted.unmount();
         restoreWarnings();
-        if (pollPool) await pollPool.end().catch(() => {});
+        await detach();
       })();
       return closing;
     },

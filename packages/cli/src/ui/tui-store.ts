@@ -236,6 +236,12 @@ export class TuiStore {
     if (first && this.#started && !this.#stopped) void this.#poll();
   }
 
+  /** No more cluster polls (the database is about to close). */
+  stopPolling(): void {
+    this.#options.pollCluster = undefined;
+    if (this.#pollTimer) clearTimeout(this.#pollTimer);
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#ended = true;
@@ -535,8 +541,11 @@ export class TuiStore {
   async #poll(): Promise<void> {
     const poll = this.#options.pollCluster;
     if (!poll || this.#stopped) return;
+    // A poll in flight when polling stops is dropped.
     try {
-      this.#applyCluster(await poll());
+      const status = await poll();
+      if (!this.#options.pollCluster) return;
+      this.#applyCluster(status);
       if (this.#notice?.startsWith("cluster status")) this.#notice = null;
     } catch (error) {
       this.#notice = `cluster status unavailable: ${messageOf(error)}`;

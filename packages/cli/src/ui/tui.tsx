@@ -34,8 +34,7 @@ export function mountTui(options: MountOptions): MountedTui {
     exitOnCtrlC: false,
     patchConsole: false,
     maxFps: MAX_FPS,
-    // Rewrite only the lines that changed: less for the terminal to parse, frame after frame.
-    incrementalRendering: true,
+    // Not `incrementalRendering`: in Ink 6.8 it leaves stale lines on a real terminal (tmux shows them).
   });
   const exited = instance.waitUntilExit().catch(() => {});
   let unmounting: Promise<void> | null = null;
