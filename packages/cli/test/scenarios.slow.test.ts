@@ -93,6 +93,59 @@ describe("R1: a replica killed with SIGKILL while another keeps running", () => 
   }, 180_000);
 });
 
+describe("R10: SIGTERM during a batch longer than shutdownTimeout", () => {
+  it("exits 1 at the timeout with the batch in flight rolled back whole; what is gone is what the run recorded", async () => {
+    const db = await createTestDatabase("shutdown");
+    cleanups.push(() => db.drop());
+    const OLD = 600_000;
+    const BATCH = 300_000;
+    await seedTable(db.pool, "shutdown_events", OLD, 100);
+    const { dir, cleanup } = tempDir("purger-shutdown-");
+    cleanups.push(cleanup);
+    writeConfig(
+      dir,
+      configText({
+        url: db.url,
+        worker: "shutdownTimeout: 1s\n",
+        plugins: retentionEntry({ id: "huge", table: "shutdown_events", retention: "7d", batchSize: BATCH, runOnStart: true }),
+      }),
+    );
+    const service = start(["run", "--concurrency", "1"], dir);
+    await until(
+      async () => {
+        const { rows } = await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid() AND query ILIKE '%DELETE FROM%shutdown_events%'`,
+        );
+        return rows[0]!.n > 0 ? true : undefined;
+      },
+      "the first batch to be in flight",
+      60_000,
+      20,
+    );
+    const signalledAt = performance.now();
+    service.kill("SIGTERM");
+    const exit = await service.exited;
+    const tookMs = performance.now() - signalledAt;
+    const [run] = await runRows(db.pool, "huge");
+    const gone = OLD + 100 - (await idSpan(db.pool, "shutdown_events")).count;
+    expect(gone).toBe(run!.processed);
+    expect(run!.processed % BATCH).toBe(0);
+    if (exit.code === 1) {
+      // The batch outlived the drain: it was rolled back, the process left at the timeout.
+      expect(exit.stderr).toContain("shutdown timeout passed");
+      expect(tookMs).toBeLessThan(5_000);
+      expect(run!.status).toBe("running");
+    } else {
+      // A fast machine finished the batch within the second: a clean drain.
+      expect(exit.code).toBe(0);
+    }
+    // The run is resumable either way.
+    const once = await purger(["once", "huge", "--json"], { cwd: dir, timeoutMs: 120_000 });
+    expect(once.code, once.stderr).toBe(0);
+    expect(JSON.parse(once.stdout)).toMatchObject({ runId: run!.id, status: "succeeded", processed: OLD });
+  }, 240_000);
+});
+
 describe("R4: PostgreSQL restarted during a run", () => {
   it("the worker reconnects and finishes the run; the run record matches what was deleted", async () => {
     const { dir, cleanup } = tempDir("purger-r4-");
