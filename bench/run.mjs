@@ -16,7 +16,10 @@ const summaries = [];
 let failed = 0;
 for (const script of scripts) {
   console.log(`\n=== ${script}`);
-  const result = spawnSync(process.execPath, ["--import", "tsx", join(here, script)], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+  const result = spawnSync(process.execPath, ["--import", "tsx", join(here, script)], {
+    stdio: ["ignore", "pipe", "inherit"],
+    encoding: "utf8",
+  });
   process.stdout.write(result.stdout ?? "");
   const last = (result.stdout ?? "").trim().split("\n").at(-1) ?? "";
   if (result.status !== 0) failed += 1;

@@ -108,7 +108,8 @@ export default definePlugin<FilesOptions, State>({
       async handle(ctx, payload: { name: string }) {
         const target = resolve(ctx.state.root, payload.name);
         const rel = relative(ctx.state.root, target);
-        if (rel.startsWith("..") || isAbsolute(rel) || rel.includes(sep)) throw new PurgerError("PAYLOAD", `"${payload.name}" is outside ${ctx.state.root}`);
+        if (rel.startsWith("..") || isAbsolute(rel) || rel.includes(sep))
+          throw new PurgerError("PAYLOAD", `"${payload.name}" is outside ${ctx.state.root}`);
         const stat = await lstat(target).catch(() => null);
         if (stat && !stat.isFile()) throw new PurgerError("PAYLOAD", `"${payload.name}" is not a regular file`);
         await rm(target, { force: true });

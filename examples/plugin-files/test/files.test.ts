@@ -36,7 +36,13 @@ describe("purger-plugin-files", () => {
     const dir = directory({ "a.csv": 40, "b.csv": 31, "c.csv": 29, "d.tmp": 90, "e.csv": 1, "f.csv": 35 });
     mkdirSync(join(dir, "old-subdir"));
     symlinkSync("/etc/hostname", join(dir, "link.csv"));
-    const result = await runPlugin(files, { pool: db.pool, options: { dir, suffixes: [".csv"] }, retention: "30d", batchSize: 2, now: NOW });
+    const result = await runPlugin(files, {
+      pool: db.pool,
+      options: { dir, suffixes: [".csv"] },
+      retention: "30d",
+      batchSize: 2,
+      now: NOW,
+    });
     expect(result).toMatchObject({ status: "succeeded", processed: 3, batches: 2 });
     expect(readdirSync(dir).sort()).toEqual(["c.csv", "d.tmp", "e.csv", "link.csv", "old-subdir"]);
   });
@@ -64,12 +70,27 @@ describe("purger-plugin-files", () => {
 
   it("bin: `file` deletes one file now; a path outside the directory is refused before it is queued", async () => {
     const dir = directory({ "keep.txt": 0, "drop.txt": 0 });
-    const items = await runBin(files, { pool: db.pool, id: "spool", options: { dir }, retention: "1d", items: [{ handler: "file", payload: { name: "drop.txt" } }] });
+    const items = await runBin(files, {
+      pool: db.pool,
+      id: "spool",
+      options: { dir },
+      retention: "1d",
+      items: [{ handler: "file", payload: { name: "drop.txt" } }],
+    });
     expect(items).toMatchObject([{ status: "done", processed: 1 }]);
     expect(readdirSync(dir)).toEqual(["keep.txt"]);
     await expect(
-      runBin(files, { pool: db.pool, id: "spool", options: { dir }, retention: "1d", items: [{ handler: "file", payload: { name: "../keep.txt" } }] }),
-    ).rejects.toMatchObject({ code: "PAYLOAD", message: "bin payload for spool.file: name must be a file name inside the directory, not a path" });
+      runBin(files, {
+        pool: db.pool,
+        id: "spool",
+        options: { dir },
+        retention: "1d",
+        items: [{ handler: "file", payload: { name: "../keep.txt" } }],
+      }),
+    ).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for spool.file: name must be a file name inside the directory, not a path",
+    });
     expect(readdirSync(dir)).toEqual(["keep.txt"]);
   });
 });

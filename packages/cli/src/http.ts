@@ -55,7 +55,14 @@ export async function startAdminServer(options: { config: PurgerConfig; pool: pg
     }
     const url = new URL(req.url ?? "/", "http://localhost");
     if (req.method === "GET" && url.pathname === "/v1/status") {
-      send(res, 200, await clusterStatus(pool, config.entries.map((e) => e.id)));
+      send(
+        res,
+        200,
+        await clusterStatus(
+          pool,
+          config.entries.map((e) => e.id),
+        ),
+      );
       return;
     }
     if (req.method === "GET" && url.pathname === "/metrics") {
@@ -132,7 +139,10 @@ function readBody(req: IncomingMessage): Promise<string | null> {
 }
 
 async function metrics(pool: pg.Pool, config: PurgerConfig): Promise<string> {
-  const status = await clusterStatus(pool, config.entries.map((e) => e.id));
+  const status = await clusterStatus(
+    pool,
+    config.entries.map((e) => e.id),
+  );
   const { rows } = await pool.query<{ entry: string; status: string; n: number; processed: number }>(
     "SELECT entry, status, count(*)::int AS n, coalesce(sum(processed), 0)::float8 AS processed FROM purger.runs WHERE NOT dry_run GROUP BY entry, status",
   );

@@ -30,35 +30,74 @@ export async function main(argv: string[], io: Io, errOut: (text: string) => voi
     exitCode = code;
   };
 
-  program.command("validate").description("check purger.yaml without touching any database").addOption(configOption()).option("--json", "print the result as JSON")
+  program
+    .command("validate")
+    .description("check purger.yaml without touching any database")
+    .addOption(configOption())
+    .option("--json", "print the result as JSON")
     .action(async (flags) => set(await validateCommand(flags, io)));
-  program.command("once <id>").description("run one entry now, to completion (a backfill)").addOption(configOption())
+  program
+    .command("once <id>")
+    .description("run one entry now, to completion (a backfill)")
+    .addOption(configOption())
     .option("--dry-run", "count (and sample) what would be affected; change nothing")
     .option("--json", "print the run's summary as one JSON object on stdout")
     .option("--no-tui", "no terminal UI: JSON log lines on stderr")
     .option("--no-wait", "fail instead of waiting when another process runs this entry")
     .action(async (id: string, flags) => set(await onceCommand(id, flags, io)));
-  program.command("run").description("the service: worker, schedules and bin until SIGTERM/SIGINT").addOption(configOption())
+  program
+    .command("run")
+    .description("the service: worker, schedules and bin until SIGTERM/SIGINT")
+    .addOption(configOption())
     .option("--no-tui", "no terminal UI: JSON log lines on stderr")
     .addOption(new Option("--concurrency <n>", "parallel tasks in this process (overrides worker.concurrency)").argParser(positiveInt))
     .action(async (flags) => set(await runCommand(flags, io)));
-  program.command("status").description("runs, bin depth, failures and live processes").addOption(configOption()).option("--json", "print JSON")
+  program
+    .command("status")
+    .description("runs, bin depth, failures and live processes")
+    .addOption(configOption())
+    .option("--json", "print JSON")
     .action(async (flags) => set(await statusCommand(flags, io)));
-  program.command("plan").description("every entry: plugin, target, retention, schedule, next run, backlog").addOption(configOption()).option("--json", "print JSON")
+  program
+    .command("plan")
+    .description("every entry: plugin, target, retention, schedule, next run, backlog")
+    .addOption(configOption())
+    .option("--json", "print JSON")
     .action(async (flags) => set(await planCommand(flags, io)));
-  program.command("doctor").description("check the config against the database and services (tables, columns, indexes, buckets)").addOption(configOption())
-    .option("--json", "print JSON").action(async (flags) => set(await doctorCommand(flags, io)));
-  program.command("enqueue <kind> <json>").description("put an item in the bin, e.g. purger enqueue blobs.prefix '{\"prefix\":\"teams/42/\"}'")
-    .addOption(configOption()).action(async (kind: string, json: string, flags) => set(await enqueueCommand(kind, json, flags, io)));
-  program.command("bin <action> [ids...]").description("list | retry | drop bin items (failed ones by default)").addOption(configOption())
-    .option("--all", "retry or drop every failed item").option("--status <status>", "list items with this status (pending, failed, done, dropped)")
-    .option("--kind <kind>", "only this kind").option("--json", "print JSON")
+  program
+    .command("doctor")
+    .description("check the config against the database and services (tables, columns, indexes, buckets)")
+    .addOption(configOption())
+    .option("--json", "print JSON")
+    .action(async (flags) => set(await doctorCommand(flags, io)));
+  program
+    .command("enqueue <kind> <json>")
+    .description('put an item in the bin, e.g. purger enqueue blobs.prefix \'{"prefix":"teams/42/"}\'')
+    .addOption(configOption())
+    .action(async (kind: string, json: string, flags) => set(await enqueueCommand(kind, json, flags, io)));
+  program
+    .command("bin <action> [ids...]")
+    .description("list | retry | drop bin items (failed ones by default)")
+    .addOption(configOption())
+    .option("--all", "retry or drop every failed item")
+    .option("--status <status>", "list items with this status (pending, failed, done, dropped)")
+    .option("--kind <kind>", "only this kind")
+    .option("--json", "print JSON")
     .action(async (action: string, ids: string[], flags) => set(await binCommand(action, ids, flags, io)));
-  program.command("schema").description("print the JSON Schema of purger.yaml").action(async () => set(await schemaCommand(io)));
-  program.command("init").description("write a starter purger.yaml").option("--force", "overwrite an existing purger.yaml")
+  program
+    .command("schema")
+    .description("print the JSON Schema of purger.yaml")
+    .action(async () => set(await schemaCommand(io)));
+  program
+    .command("init")
+    .description("write a starter purger.yaml")
+    .option("--force", "overwrite an existing purger.yaml")
     .action(async (flags) => set(await initCommand(flags, io)));
-  program.command("demo").description("embedded PostgreSQL + S3 server, seeded; every first-party plugin at work")
-    .option("--json", "no UI; print the summary as one JSON object").option("--no-tui", "no terminal UI")
+  program
+    .command("demo")
+    .description("embedded PostgreSQL + S3 server, seeded; every first-party plugin at work")
+    .option("--json", "no UI; print the summary as one JSON object")
+    .option("--no-tui", "no terminal UI")
     .option("--scale <n>", "data size multiplier (default 1)", parseFloat)
     .action(async (flags) => set(await demoCommand(flags, io)));
 

@@ -64,7 +64,11 @@ describe("admin endpoint (R7)", () => {
   });
 
   it("POST /v1/bin/<kind> validates the payload and enqueues it", async () => {
-    const ok = await fetch(`${base}/v1/bin/blobs.prefix`, { method: "POST", headers: auth(), body: JSON.stringify({ prefix: "teams/42/" }) });
+    const ok = await fetch(`${base}/v1/bin/blobs.prefix`, {
+      method: "POST",
+      headers: auth(),
+      body: JSON.stringify({ prefix: "teams/42/" }),
+    });
     expect(ok.status).toBe(201);
     const { id } = (await ok.json()) as { id: string };
     const { rows } = await db.pool.query("SELECT kind, payload, status FROM purger.bin WHERE id = $1", [id]);
@@ -72,14 +76,24 @@ describe("admin endpoint (R7)", () => {
 
     const bad = await fetch(`${base}/v1/bin/blobs.prefix`, { method: "POST", headers: auth(), body: JSON.stringify({ prefix: "" }) });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { error: string }).error).toBe("bin payload for blobs.prefix: /prefix must NOT have fewer than 1 characters");
+    expect(((await bad.json()) as { error: string }).error).toBe(
+      "bin payload for blobs.prefix: /prefix must NOT have fewer than 1 characters",
+    );
     const unknown = await fetch(`${base}/v1/bin/blobs.nope`, { method: "POST", headers: auth(), body: "{}" });
     expect(unknown.status).toBe(400);
     const notJson = await fetch(`${base}/v1/bin/blobs.prefix`, { method: "POST", headers: auth(), body: "{prefix:" });
     expect(notJson.status).toBe(400);
-    const huge = await fetch(`${base}/v1/bin/blobs.prefix`, { method: "POST", headers: auth(), body: JSON.stringify({ prefix: "x".repeat(100_000) }) });
+    const huge = await fetch(`${base}/v1/bin/blobs.prefix`, {
+      method: "POST",
+      headers: auth(),
+      body: JSON.stringify({ prefix: "x".repeat(100_000) }),
+    });
     expect(huge.status).toBe(413);
-    const hostile = await fetch(`${base}/v1/bin/blobs.prefix`, { method: "POST", headers: auth(), body: JSON.stringify({ prefix: "'; DROP TABLE purger.bin; --/" }) });
+    const hostile = await fetch(`${base}/v1/bin/blobs.prefix`, {
+      method: "POST",
+      headers: auth(),
+      body: JSON.stringify({ prefix: "'; DROP TABLE purger.bin; --/" }),
+    });
     expect(hostile.status).toBe(201);
     const count = await db.pool.query("SELECT count(*)::int AS n FROM purger.bin");
     expect(count.rows[0].n).toBe(2);

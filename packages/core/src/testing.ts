@@ -138,7 +138,10 @@ export interface TestBinOptions extends TestEntryOptions {
 export async function runBin(plugin: AnyPlugin, options: TestBinOptions): Promise<BinItem[]> {
   const entry = testEntry(plugin, options);
   const kinds = binKinds([entry]);
-  await migrate(options.pool, { workerSchema: "purger_worker", kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })) });
+  await migrate(options.pool, {
+    workerSchema: "purger_worker",
+    kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })),
+  });
   migrated.add(options.pool);
   const ids: string[] = [];
   for (const item of options.items) {
@@ -156,7 +159,12 @@ export async function runBin(plugin: AnyPlugin, options: TestBinOptions): Promis
     http: null,
     entries: [entry],
   };
-  const worker = await startWorker({ config, pool: options.pool, log: options.log ?? silentLogger, ...(options.events ? { events: options.events } : {}) });
+  const worker = await startWorker({
+    config,
+    pool: options.pool,
+    log: options.log ?? silentLogger,
+    ...(options.events ? { events: options.events } : {}),
+  });
   const deadline = Date.now() + (options.waitMs ?? 30_000);
   try {
     for (;;) {

@@ -6,7 +6,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
-import { definePlugin, PurgerError, PurgerEventEmitter, enqueue, startWorker, binDepth, listBinItems, migrate, runEntry } from "../src/index.js";
+import {
+  definePlugin,
+  PurgerError,
+  PurgerEventEmitter,
+  enqueue,
+  startWorker,
+  binDepth,
+  listBinItems,
+  migrate,
+  runEntry,
+} from "../src/index.js";
 import type { PurgerConfig } from "../src/index.js";
 import { createTestDatabase, runPlugin, testEntry } from "../src/testing.js";
 
@@ -116,18 +126,34 @@ describe("runEntry", () => {
     const events = new PurgerEventEmitter();
     const seen: number[] = [];
     events.on("run:batch:done", (e) => seen.push(e.done));
-    const result = await runPlugin(sweep, { pool: db.pool, options: { table: "t_basic" }, retention: "7d", batchSize: 10, now: NOW, events });
+    const result = await runPlugin(sweep, {
+      pool: db.pool,
+      options: { table: "t_basic" },
+      retention: "7d",
+      batchSize: 10,
+      now: NOW,
+      events,
+    });
     expect(result).toMatchObject({ status: "succeeded", processed: 25, batches: 3, dryRun: false });
     expect(seen).toEqual([10, 20, 25]);
     expect(await ids(db.pool, "t_basic")).toEqual(range(26, 30));
-    const { rows } = await db.pool.query("SELECT status, processed, batches, checkpoint, total, cutoff FROM purger.runs WHERE id = $1", [result.runId]);
+    const { rows } = await db.pool.query("SELECT status, processed, batches, checkpoint, total, cutoff FROM purger.runs WHERE id = $1", [
+      result.runId,
+    ]);
     expect(rows[0]).toMatchObject({ status: "succeeded", processed: 25, batches: 3, checkpoint: 25, total: 25 });
     expect(rows[0].cutoff.toISOString()).toBe("2026-05-25T00:00:00.000Z");
   });
 
   it("dry run counts and samples what would go, and changes nothing", async () => {
     await seed(db.pool, "t_dry", 12, 3);
-    const result = await runPlugin(sweep, { pool: db.pool, options: { table: "t_dry" }, retention: "7d", batchSize: 5, now: NOW, dryRun: true });
+    const result = await runPlugin(sweep, {
+      pool: db.pool,
+      options: { table: "t_dry" },
+      retention: "7d",
+      batchSize: 5,
+      now: NOW,
+      dryRun: true,
+    });
     expect(result).toMatchObject({ status: "succeeded", processed: 12, dryRun: true });
     expect(result.sample?.slice(0, 3)).toEqual(["1", "2", "3"]);
     expect(await ids(db.pool, "t_dry")).toEqual(range(1, 15));
@@ -137,7 +163,13 @@ describe("runEntry", () => {
 
   it("guard.maxRows stops before the first change, says which guard and the figures (R8)", async () => {
     await seed(db.pool, "t_guard", 50, 10);
-    const result = await runPlugin(sweep, { pool: db.pool, options: { table: "t_guard" }, retention: "7d", now: NOW, guard: { maxRows: 20 } });
+    const result = await runPlugin(sweep, {
+      pool: db.pool,
+      options: { table: "t_guard" },
+      retention: "7d",
+      now: NOW,
+      guard: { maxRows: 20 },
+    });
     expect(result.status).toBe("guarded");
     expect(result.guard).toBe("guard.maxRows: more than 20 items qualify (counted 21, stopped counting at 21); nothing was changed");
     expect(await ids(db.pool, "t_guard")).toEqual(range(1, 60));
@@ -145,17 +177,36 @@ describe("runEntry", () => {
 
   it("guard.maxFraction compares with the exact row count", async () => {
     await seed(db.pool, "t_fraction", 50, 50);
-    const guarded = await runPlugin(sweep, { pool: db.pool, options: { table: "t_fraction" }, retention: "7d", now: NOW, guard: { maxFraction: 0.4 } });
+    const guarded = await runPlugin(sweep, {
+      pool: db.pool,
+      options: { table: "t_fraction" },
+      retention: "7d",
+      now: NOW,
+      guard: { maxFraction: 0.4 },
+    });
     expect(guarded.status).toBe("guarded");
     expect(guarded.guard).toMatch(/^guard\.maxFraction: at least 41 of 100 items \(41\.0%\) qualify, more than the limit of 40\.0%/);
     expect((await ids(db.pool, "t_fraction")).length).toBe(100);
-    const allowed = await runPlugin(sweep, { pool: db.pool, options: { table: "t_fraction" }, retention: "7d", now: NOW, guard: { maxFraction: 0.5 } });
+    const allowed = await runPlugin(sweep, {
+      pool: db.pool,
+      options: { table: "t_fraction" },
+      retention: "7d",
+      now: NOW,
+      guard: { maxFraction: 0.5 },
+    });
     expect(allowed).toMatchObject({ status: "succeeded", processed: 50 });
   });
 
   it("runs slices back to back when a slice's timeout passes, and finishes the backlog", async () => {
     await seed(db.pool, "t_slices", 40, 0);
-    const result = await runPlugin(sweep, { pool: db.pool, options: { table: "t_slices" }, retention: "1d", batchSize: 4, timeout: "1ms", now: NOW });
+    const result = await runPlugin(sweep, {
+      pool: db.pool,
+      options: { table: "t_slices" },
+      retention: "1d",
+      batchSize: 4,
+      timeout: "1ms",
+      now: NOW,
+    });
     expect(result).toMatchObject({ status: "succeeded", processed: 40 });
     const { rows } = await db.pool.query("SELECT slices FROM purger.runs WHERE id = $1", [result.runId]);
     expect(rows[0].slices).toBeGreaterThan(1);
@@ -164,20 +215,39 @@ describe("runEntry", () => {
 
   it("a sliced run stops at its timeout with its checkpoint, and the next slice resumes with the same cutoff", async () => {
     await seed(db.pool, "t_resume", 30, 0);
-    const entry = testEntry(sweep, { pool: db.pool, id: "resume", options: { table: "t_resume" }, retention: "1d", batchSize: 5, timeout: "1ms" });
+    const entry = testEntry(sweep, {
+      pool: db.pool,
+      id: "resume",
+      options: { table: "t_resume" },
+      retention: "1d",
+      batchSize: 5,
+      timeout: "1ms",
+    });
     const first = await runEntry({ pool: db.pool, entry, trigger: "schedule", sliced: true, onLocked: "skip", now: () => NOW });
     expect(first).toMatchObject({ status: "suspended", more: true, processed: 5 });
     const later = new Date(NOW.getTime() + 86_400_000 * 365);
     const second = await runEntry({ pool: db.pool, entry, trigger: "continue", sliced: true, onLocked: "skip", now: () => later });
     expect(second).toMatchObject({ status: "suspended", processed: 10, runId: first.runId });
-    const rest = await runEntry({ pool: db.pool, entry: { ...entry, timeoutMs: 60_000 }, trigger: "continue", onLocked: "skip", now: () => later });
+    const rest = await runEntry({
+      pool: db.pool,
+      entry: { ...entry, timeoutMs: 60_000 },
+      trigger: "continue",
+      onLocked: "skip",
+      now: () => later,
+    });
     expect(rest).toMatchObject({ status: "succeeded", processed: 30, runId: first.runId, cutoff: "2026-05-31T00:00:00.000Z" });
     expect(await ids(db.pool, "t_resume")).toEqual([]);
   });
 
   it("a failing batch rolls back whole and the run is recorded as failed with the error", async () => {
     await seed(db.pool, "t_fail", 30, 0);
-    const result = await runPlugin(sweep, { pool: db.pool, options: { table: "t_fail", failAfter: 10 }, retention: "1d", batchSize: 10, now: NOW });
+    const result = await runPlugin(sweep, {
+      pool: db.pool,
+      options: { table: "t_fail", failAfter: 10 },
+      retention: "1d",
+      batchSize: 10,
+      now: NOW,
+    });
     expect(result).toMatchObject({ status: "failed", processed: 10, error: "injected failure after id 10" });
     expect(await ids(db.pool, "t_fail")).toEqual(range(11, 30));
     const { rows } = await db.pool.query("SELECT status, error, checkpoint FROM purger.runs WHERE id = $1", [result.runId]);
@@ -210,7 +280,9 @@ describe("runEntry", () => {
         throw new PurgerError("TARGET", 'table "nope" does not exist');
       },
     });
-    await expect(runPlugin(failing, { pool: db.pool, id: "missing", options: { table: "nope" }, retention: "1d" })).rejects.toMatchObject({ code: "TARGET" });
+    await expect(runPlugin(failing, { pool: db.pool, id: "missing", options: { table: "nope" }, retention: "1d" })).rejects.toMatchObject({
+      code: "TARGET",
+    });
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM purger.runs WHERE entry = 'missing'");
     expect(rows[0].n).toBe(0);
   });
@@ -234,7 +306,10 @@ describe("startWorker", () => {
     await seed(db.pool, "t_every", 0, 0);
     await seed(db.pool, "t_broken", 10, 0);
     await seed(db.pool, "t_bin", 0, 3);
-    const good = { ...testEntry(sweep, { pool: db.pool, id: "good", options: { table: "t_every" }, retention: "0s" }), schedule: { kind: "every" as const, everyMs: 1000 } };
+    const good = {
+      ...testEntry(sweep, { pool: db.pool, id: "good", options: { table: "t_every" }, retention: "0s" }),
+      schedule: { kind: "every" as const, everyMs: 1000 },
+    };
     const broken = {
       ...testEntry(sweep, { pool: db.pool, id: "broken", options: { table: "t_broken", failAfter: 0 }, retention: "0s" }),
       schedule: { kind: "every" as const, everyMs: 1000 },
@@ -281,7 +356,9 @@ describe("startWorker", () => {
     const before = await listBinItems(db.pool, { kind: "rows.row", status: "pending" });
     expect(before).toEqual([]);
     await expect(db.pool.query("SELECT purger.enqueue('nope.x', '{}'::jsonb)")).rejects.toThrow('purger.enqueue: unknown kind "nope.x"');
-    await expect(db.pool.query("SELECT purger.enqueue('rows.row', '[1]'::jsonb)")).rejects.toThrow("the payload must be a JSON object, found array");
+    await expect(db.pool.query("SELECT purger.enqueue('rows.row', '[1]'::jsonb)")).rejects.toThrow(
+      "the payload must be a JSON object, found array",
+    );
     const id = await enqueue(db.pool, "rows.row", { id: -1 });
     await db.pool.query("UPDATE purger.bin SET max_attempts = 2 WHERE id = $1", [id]);
     const binEntry = testEntry(sweep, { pool: db.pool, id: "rows", options: { table: "t_bin" }, retention: "0s" });

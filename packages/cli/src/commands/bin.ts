@@ -12,7 +12,9 @@ export interface BinFlags extends ConfigFlags {
 
 export async function binCommand(action: string, ids: string[], flags: BinFlags, io: Io): Promise<number> {
   if (!["list", "retry", "drop"].includes(action)) {
-    throw new PurgerError("USAGE", `unknown bin action "${action}"`, { hint: "use: purger bin list | retry [ids…|--all] | drop [ids…|--all]" });
+    throw new PurgerError("USAGE", `unknown bin action "${action}"`, {
+      hint: "use: purger bin list | retry [ids…|--all] | drop [ids…|--all]",
+    });
   }
   for (const id of ids) if (!/^\d+$/.test(id)) throw new PurgerError("USAGE", `bin item ids are numbers, found "${id}"`);
   if (action !== "list" && ids.length === 0 && !flags.all) {
@@ -26,7 +28,11 @@ export async function binCommand(action: string, ids: string[], flags: BinFlags,
       const items = await listBinItems(db.pool, { status, ...(flags.kind ? { kind: flags.kind } : {}), limit: 1000 });
       if (flags.json) io.out(`${JSON.stringify({ items })}\n`);
       else if (items.length === 0) io.out(`no ${status} items\n`);
-      else for (const i of items) io.out(`${i.id}\t${i.kind}\t${i.status}\tattempts ${i.attempts}/${i.maxAttempts}\t${JSON.stringify(i.payload)}${i.lastError ? `\t${i.lastError}` : ""}\n`);
+      else
+        for (const i of items)
+          io.out(
+            `${i.id}\t${i.kind}\t${i.status}\tattempts ${i.attempts}/${i.maxAttempts}\t${JSON.stringify(i.payload)}${i.lastError ? `\t${i.lastError}` : ""}\n`,
+          );
       return 0;
     }
     const selected = ids.length > 0 ? ids : undefined;

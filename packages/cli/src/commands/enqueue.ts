@@ -8,7 +8,9 @@ export async function enqueueCommand(kind: string, json: string, flags: ConfigFl
   const kinds = binKinds(config.entries);
   const known = kinds.find((k) => k.kind === kind);
   if (!known) {
-    throw new PurgerError("USAGE", `unknown bin kind "${kind}"`, { hint: `kinds of this config: ${kinds.map((k) => k.kind).join(", ") || "(none)"}` });
+    throw new PurgerError("USAGE", `unknown bin kind "${kind}"`, {
+      hint: `kinds of this config: ${kinds.map((k) => k.kind).join(", ") || "(none)"}`,
+    });
   }
   let payload: unknown;
   try {

@@ -8,7 +8,10 @@ export async function statusCommand(flags: ConfigFlags & { json?: boolean }, io:
   const config = await loadCliConfig(flags, io);
   const db = await connectDatabase(config, { log: io.log, cwd: io.cwd });
   try {
-    const status = await clusterStatus(db.pool, config.entries.map((e) => e.id));
+    const status = await clusterStatus(
+      db.pool,
+      config.entries.map((e) => e.id),
+    );
     io.out(flags.json ? `${JSON.stringify(status)}\n` : formatStatus(status));
     return 0;
   } finally {
@@ -38,9 +41,17 @@ export function formatStatus(status: ClusterStatus, now = Date.now()): string {
     ["bin kind", "pending", "oldest", "failed"],
     status.bin.map((b) => [b.kind, String(b.pending), b.oldestMs === null ? "" : formatAge(b.oldestMs), String(b.failed)]),
   );
-  const processes = status.processes.length === 0 ? "no purger process is running\n" : formatTable(
-    ["process", "concurrency", "up", "heartbeat"],
-    status.processes.map((p) => [p.id, String(p.concurrency), formatAge(now - p.startedAt.getTime()), `${formatAge(now - p.heartbeatAt.getTime())} ago`]),
-  );
+  const processes =
+    status.processes.length === 0
+      ? "no purger process is running\n"
+      : formatTable(
+          ["process", "concurrency", "up", "heartbeat"],
+          status.processes.map((p) => [
+            p.id,
+            String(p.concurrency),
+            formatAge(now - p.startedAt.getTime()),
+            `${formatAge(now - p.heartbeatAt.getTime())} ago`,
+          ]),
+        );
   return `${entries}\n${status.bin.length > 0 ? `${bin}\n` : ""}${processes}`;
 }

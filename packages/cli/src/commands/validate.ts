@@ -5,7 +5,9 @@ import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 export async function validateCommand(flags: ConfigFlags & { json?: boolean }, io: Io): Promise<number> {
   const config = await loadCliConfig(flags, io);
   if (flags.json) {
-    io.out(`${JSON.stringify({ valid: true, file: config.file, entries: config.entries.map((e) => ({ id: e.id, plugin: e.plugin.name })), warnings: config.warnings ?? [] })}\n`);
+    io.out(
+      `${JSON.stringify({ valid: true, file: config.file, entries: config.entries.map((e) => ({ id: e.id, plugin: e.plugin.name })), warnings: config.warnings ?? [] })}\n`,
+    );
     return 0;
   }
   io.out(`${config.file ?? "config"}: valid, ${config.entries.length} ${config.entries.length === 1 ? "entry" : "entries"}\n`);

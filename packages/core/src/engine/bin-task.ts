@@ -49,7 +49,10 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
   const fail = async (error: unknown, final: boolean) => {
     const message = errorMessage(error);
     if (final || attempt >= item.maxAttempts) {
-      await pool.query("UPDATE purger.bin SET status = 'failed', last_error = $2, updated_at = now(), finished_at = now() WHERE id = $1", [itemId, message]);
+      await pool.query("UPDATE purger.bin SET status = 'failed', last_error = $2, updated_at = now(), finished_at = now() WHERE id = $1", [
+        itemId,
+        message,
+      ]);
       events?.emit("bin:item:fail", { itemId, kind: item.kind, entry: entryId, attempt, final: true, error: message });
       log.error({ event: "bin:item:fail", attempt, error: message, final: true }, "bin item failed for good");
     } else {
@@ -76,7 +79,12 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
   const entry = kind.entry;
   const signal = AbortSignal.any([options.signal, AbortSignal.timeout(entry.timeoutMs)]);
   const baseContext = {
-    entry: { id: entry.id, retentionMs: entry.retentionMs, batchSize: typeof entry.batchSize === "number" ? entry.batchSize : entry.batchSize.initial, configDir: options.configDir },
+    entry: {
+      id: entry.id,
+      retentionMs: entry.retentionMs,
+      batchSize: typeof entry.batchSize === "number" ? entry.batchSize : entry.batchSize.initial,
+      configDir: options.configDir,
+    },
     options: entry.options,
     pool,
     log,
@@ -104,7 +112,11 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
     },
     async saveCheckpoint(checkpoint, done) {
       processed = done;
-      await pool.query("UPDATE purger.bin SET checkpoint = $2::jsonb, processed = $3, updated_at = now() WHERE id = $1", [itemId, JSON.stringify(checkpoint), done]);
+      await pool.query("UPDATE purger.bin SET checkpoint = $2::jsonb, processed = $3, updated_at = now() WHERE id = $1", [
+        itemId,
+        JSON.stringify(checkpoint),
+        done,
+      ]);
     },
     progress(done, total) {
       events?.emit("bin:item:progress", { itemId, kind: item.kind, entry: entry.id, done, total: total ?? null });
@@ -116,16 +128,33 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
     const result = await kind.handler.handle(ctx, payload);
     processed = Math.max(processed, result.processed);
     if (result.done === false) {
-      await pool.query("UPDATE purger.bin SET processed = $2, attempts = attempts - 1, updated_at = now() WHERE id = $1", [itemId, processed]);
+      await pool.query("UPDATE purger.bin SET processed = $2, attempts = attempts - 1, updated_at = now() WHERE id = $1", [
+        itemId,
+        processed,
+      ]);
       await addBinJob(pool, options.workerSchema, itemId);
-      events?.emit("bin:item:done", { itemId, kind: item.kind, entry: entry.id, processed, durationMs: performance.now() - started, finished: false });
+      events?.emit("bin:item:done", {
+        itemId,
+        kind: item.kind,
+        entry: entry.id,
+        processed,
+        durationMs: performance.now() - started,
+        finished: false,
+      });
       return;
     }
     await pool.query(
       "UPDATE purger.bin SET status = 'done', processed = $2, last_error = NULL, updated_at = now(), finished_at = now() WHERE id = $1",
       [itemId, processed],
     );
-    events?.emit("bin:item:done", { itemId, kind: item.kind, entry: entry.id, processed, durationMs: performance.now() - started, finished: true });
+    events?.emit("bin:item:done", {
+      itemId,
+      kind: item.kind,
+      entry: entry.id,
+      processed,
+      durationMs: performance.now() - started,
+      finished: true,
+    });
     log.info({ event: "bin:item:done", processed, durationMs: Math.round(performance.now() - started) }, "bin item handled");
   } catch (error) {
     if (options.signal.aborted) {

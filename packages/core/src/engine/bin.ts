@@ -40,7 +40,10 @@ export function binKinds(entries: EntryConfig[]): BinKind[] {
 export function validatePayload(kind: BinKind, payload: unknown): Record<string, Json> {
   const where = `bin payload for ${kind.kind}`;
   if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
-    throw new PurgerError("PAYLOAD", `${where}: expected a JSON object, found ${payload === null ? "null" : Array.isArray(payload) ? "an array" : typeof payload}`);
+    throw new PurgerError(
+      "PAYLOAD",
+      `${where}: expected a JSON object, found ${payload === null ? "null" : Array.isArray(payload) ? "an array" : typeof payload}`,
+    );
   }
   const text = JSON.stringify(payload);
   if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) {
@@ -52,7 +55,10 @@ export function validatePayload(kind: BinKind, payload: unknown): Record<string,
   const value = JSON.parse(text) as Record<string, Json>;
   const validate = validatorFor(kind.handler.schema as object);
   if (!validate(value)) {
-    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`);
+    const problems = (validate.errors ?? []).map(
+      (e) =>
+        `${e.instancePath || "/"} ${e.message}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`,
+    );
     throw new PurgerError("PAYLOAD", `${where}: ${problems.join("; ")}`, { hint: "see `purger schema` for the payload of each kind" });
   }
   const extra = kind.handler.validate?.(value, kind.entry.options);
@@ -157,7 +163,12 @@ export async function binDepth(db: pg.Pool | pg.ClientBase): Promise<BinDepth[]>
        LEFT JOIN purger.bin b ON b.kind = k.kind AND b.status IN ('pending', 'failed')
       GROUP BY k.kind ORDER BY k.kind`,
   );
-  return rows.map((r) => ({ kind: r.kind, pending: r.pending, failed: r.failed, oldestMs: r.oldest_ms === null ? null : Math.round(r.oldest_ms) }));
+  return rows.map((r) => ({
+    kind: r.kind,
+    pending: r.pending,
+    failed: r.failed,
+    oldestMs: r.oldest_ms === null ? null : Math.round(r.oldest_ms),
+  }));
 }
 
 /** Put failed items back in the queue (all failed items, or those ids). Returns how many. */

@@ -18,9 +18,13 @@ export async function checkGuard(plugin: AnyPlugin, ctx: RunContext<unknown, unk
   if (guard.maxRows !== undefined) limit = guard.maxRows + 1;
   if (guard.maxFraction !== undefined) {
     if (!plugin.countAll) {
-      throw new PurgerError("CONFIG", `plugin ${plugin.name} cannot count all items, so entry "${ctx.entry.id}" cannot use guard.maxFraction`, {
-        hint: "use guard.maxRows instead",
-      });
+      throw new PurgerError(
+        "CONFIG",
+        `plugin ${plugin.name} cannot count all items, so entry "${ctx.entry.id}" cannot use guard.maxFraction`,
+        {
+          hint: "use guard.maxRows instead",
+        },
+      );
     }
     all = await plugin.countAll(ctx);
     limit = Math.min(limit, Math.floor(guard.maxFraction * all) + 1);

@@ -10,10 +10,9 @@ export function entryLockKey(entry: string): string {
 }
 
 export async function tryLockEntry(client: pg.ClientBase, entry: string): Promise<boolean> {
-  const { rows } = await client.query<{ locked: boolean }>(
-    "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked",
-    [entryLockKey(entry)],
-  );
+  const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [
+    entryLockKey(entry),
+  ]);
   return rows[0]?.locked === true;
 }
 

@@ -148,19 +148,46 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     const durationMs = Math.round(elapsed());
     const end = { status, processed, batches, tables, error: extra.error ?? null, guard: extra.guard ?? null, durationMs };
     if (dryRun) {
-      runId = await insertFinishedRun(client, { entry: entry.id, plugin: plugin.name, trigger, dryRun, cutoff, startedAt, processId, ...end });
+      runId = await insertFinishedRun(client, {
+        entry: entry.id,
+        plugin: plugin.name,
+        trigger,
+        dryRun,
+        cutoff,
+        startedAt,
+        processId,
+        ...end,
+      });
     } else if (runId !== null) {
       await finishRun(client, runId, end);
     }
     const result: RunResult = {
-      status, runId, id: entry.id, plugin: plugin.name, dryRun, processed, batches, durationMs, more: false, cutoff: cutoff.toISOString(),
+      status,
+      runId,
+      id: entry.id,
+      plugin: plugin.name,
+      dryRun,
+      processed,
+      batches,
+      durationMs,
+      more: false,
+      cutoff: cutoff.toISOString(),
       ...(tables ? { tables } : {}),
       ...(dryRun ? { sample } : {}),
       ...extra,
     };
     events?.emit("run:finish", {
-      runId: runId ?? "", entry: entry.id, plugin: plugin.name, status, dryRun, processed, batches, durationMs,
-      ...(tables ? { tables } : {}), ...(dryRun ? { sample } : {}), ...extra,
+      runId: runId ?? "",
+      entry: entry.id,
+      plugin: plugin.name,
+      status,
+      dryRun,
+      processed,
+      batches,
+      durationMs,
+      ...(tables ? { tables } : {}),
+      ...(dryRun ? { sample } : {}),
+      ...extra,
     });
     log.info({ event: "run:finish", runId, status, processed, batches, durationMs, ...extra }, `run ${status}`);
     return result;
@@ -191,7 +218,15 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
   }
 
   events?.emit("run:start", {
-    runId: runId ?? "", entry: entry.id, plugin: plugin.name, trigger, dryRun, cutoff, total, done: processed, resumed: resumed !== null,
+    runId: runId ?? "",
+    entry: entry.id,
+    plugin: plugin.name,
+    trigger,
+    dryRun,
+    cutoff,
+    total,
+    done: processed,
+    resumed: resumed !== null,
   });
   log.info({ event: "run:start", runId, trigger, dryRun, cutoff, total, resumed: resumed !== null }, "run started");
 
@@ -200,7 +235,17 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
   for (;;) {
     if (signal.aborted) {
       if ((options.onAbort ?? "suspend") === "suspend" && !dryRun) {
-        return { status: "suspended", runId, id: entry.id, plugin: plugin.name, dryRun, processed, batches, durationMs: Math.round(elapsed()), more: true };
+        return {
+          status: "suspended",
+          runId,
+          id: entry.id,
+          plugin: plugin.name,
+          dryRun,
+          processed,
+          batches,
+          durationMs: Math.round(elapsed()),
+          more: true,
+        };
       }
       return await finish("interrupted", { error: "interrupted" });
     }
@@ -213,7 +258,17 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     if (performance.now() >= sliceDeadline) {
       events?.emit("run:slice:end", { runId: runId ?? "", entry: entry.id, done: processed });
       if (options.sliced && !dryRun) {
-        return { status: "suspended", runId, id: entry.id, plugin: plugin.name, dryRun, processed, batches, durationMs: Math.round(elapsed()), more: true };
+        return {
+          status: "suspended",
+          runId,
+          id: entry.id,
+          plugin: plugin.name,
+          dryRun,
+          processed,
+          batches,
+          durationMs: Math.round(elapsed()),
+          more: true,
+        };
       }
       if (runId !== null) await claimRun(client, runId, processId, null);
       sliceDeadline = performance.now() + entry.timeoutMs;
@@ -247,8 +302,16 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     if (result.sample && sample.length < SAMPLE_SIZE) sample.push(...result.sample.slice(0, SAMPLE_SIZE - sample.length));
     const sliceSeconds = (performance.now() - sliceStart) / 1000;
     events?.emit("run:batch:done", {
-      runId: runId ?? "", entry: entry.id, processed: result.processed, done: processed, total, batches, batchMs,
-      rate: sliceSeconds > 0 ? sliceProcessed / sliceSeconds : 0, elapsedMs: elapsed(), batchSize,
+      runId: runId ?? "",
+      entry: entry.id,
+      processed: result.processed,
+      done: processed,
+      total,
+      batches,
+      batchMs,
+      rate: sliceSeconds > 0 ? sliceProcessed / sliceSeconds : 0,
+      elapsedMs: elapsed(),
+      batchSize,
     });
     const done = result.done ?? result.processed === 0;
     if (done) return await finish("succeeded");

@@ -126,15 +126,13 @@ export async function saveCheckpoint(
   runId: string,
   batch: { processed: number; checkpoint: Json | null; tables: Record<string, number> | null },
 ): Promise<void> {
-  await db.query(
-    {
-      name: "purger-save-checkpoint",
-      text: `UPDATE purger.runs SET checkpoint = $2::jsonb, processed = processed + $3, batches = batches + 1,
+  await db.query({
+    name: "purger-save-checkpoint",
+    text: `UPDATE purger.runs SET checkpoint = $2::jsonb, processed = processed + $3, batches = batches + 1,
                tables = coalesce($4::jsonb, tables), updated_at = now()
               WHERE id = $1`,
-      values: [runId, JSON.stringify(batch.checkpoint), batch.processed, batch.tables === null ? null : JSON.stringify(batch.tables)],
-    },
-  );
+    values: [runId, JSON.stringify(batch.checkpoint), batch.processed, batch.tables === null ? null : JSON.stringify(batch.tables)],
+  });
 }
 
 export interface RunEnd {
@@ -152,7 +150,16 @@ export async function finishRun(db: pg.ClientBase | pg.Pool, runId: string, end:
     `UPDATE purger.runs SET status = $2, processed = $3, batches = $4, tables = coalesce($5::jsonb, tables), error = $6,
             guard = $7, duration_ms = $8, finished_at = now(), updated_at = now()
       WHERE id = $1`,
-    [runId, end.status, end.processed, end.batches, end.tables === null ? null : JSON.stringify(end.tables), end.error, end.guard, end.durationMs],
+    [
+      runId,
+      end.status,
+      end.processed,
+      end.batches,
+      end.tables === null ? null : JSON.stringify(end.tables),
+      end.error,
+      end.guard,
+      end.durationMs,
+    ],
   );
 }
 
@@ -163,8 +170,22 @@ export async function insertFinishedRun(db: pg.Pool | pg.ClientBase, run: NewRun
                               batches, tables, error, guard, duration_ms, process_id, host, pid)
      VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now(), $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16) RETURNING id::text`,
     [
-      run.entry, run.plugin, run.trigger, run.status, run.dryRun, run.cutoff, run.startedAt, run.processed, run.batches,
-      run.tables === null ? null : JSON.stringify(run.tables), run.error, run.guard, run.durationMs, run.processId, hostname(), process.pid,
+      run.entry,
+      run.plugin,
+      run.trigger,
+      run.status,
+      run.dryRun,
+      run.cutoff,
+      run.startedAt,
+      run.processed,
+      run.batches,
+      run.tables === null ? null : JSON.stringify(run.tables),
+      run.error,
+      run.guard,
+      run.durationMs,
+      run.processId,
+      hostname(),
+      process.pid,
     ],
   );
   return rows[0]!.id;
@@ -184,9 +205,8 @@ export async function pruneRuns(db: pg.Pool, keepMs: number): Promise<number> {
     "DELETE FROM purger.runs WHERE status <> 'running' AND started_at < now() - make_interval(secs => $1)",
     [keepMs / 1000],
   );
-  await db.query(
-    "DELETE FROM purger.bin WHERE status IN ('done', 'dropped') AND finished_at < now() - make_interval(secs => $1)",
-    [keepMs / 1000],
-  );
+  await db.query("DELETE FROM purger.bin WHERE status IN ('done', 'dropped') AND finished_at < now() - make_interval(secs => $1)", [
+    keepMs / 1000,
+  ]);
   return rowCount ?? 0;
 }

@@ -27,7 +27,10 @@ export function cronItems(entries: EntryConfig[]): ParsedCronItem[] {
       {
         task: ENTRY_TASK,
         identifier: `purger:${entry.id}`,
-        match: schedule.timezone === "UTC" || schedule.timezone === "Etc/UTC" ? schedule.expression : timezoneMatcher(schedule.expression, schedule.timezone),
+        match:
+          schedule.timezone === "UTC" || schedule.timezone === "Etc/UTC"
+            ? schedule.expression
+            : timezoneMatcher(schedule.expression, schedule.timezone),
         payload: { entry: entry.id, trigger: "schedule" },
         options: {
           // Missed ticks are not back-filled: a cleanup that runs late catches up in its next run anyway.

@@ -115,7 +115,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
     });
     if (result.status === "locked") {
       // Another process (e.g. `purger once`) runs it; a tick is satisfied by that run, a continuation waits.
-      if (payload.trigger !== "schedule") await addEntryJob(helpers, entry, payload.trigger, "retry", new Date(Date.now() + LOCKED_RETRY_MS));
+      if (payload.trigger !== "schedule")
+        await addEntryJob(helpers, entry, payload.trigger, "retry", new Date(Date.now() + LOCKED_RETRY_MS));
       return;
     }
     if (result.more) {
@@ -148,7 +149,17 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
   const binTask: Task = async (rawPayload, helpers) => {
     const itemId = String((rawPayload as { item: string | number }).item);
     const signal = AbortSignal.any([helpers.abortSignal ?? stopController.signal, stopController.signal]);
-    await handleBinItem({ pool, itemId, kinds, states: binStates, signal, log, workerSchema: schema, configDir: config.dir, ...(events ? { events } : {}) });
+    await handleBinItem({
+      pool,
+      itemId,
+      kinds,
+      states: binStates,
+      signal,
+      log,
+      workerSchema: schema,
+      configDir: config.dir,
+      ...(events ? { events } : {}),
+    });
   };
 
   const graphileEvents = new EventEmitter() as WorkerEvents;
@@ -256,9 +267,30 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
       guard: null,
       durationMs,
     });
-    events?.emit("run:finish", { runId, entry: entry.id, plugin: entry.plugin.name, status: "failed", dryRun: false, processed: 0, batches: 0, durationMs, error: message });
+    events?.emit("run:finish", {
+      runId,
+      entry: entry.id,
+      plugin: entry.plugin.name,
+      status: "failed",
+      dryRun: false,
+      processed: 0,
+      batches: 0,
+      durationMs,
+      error: message,
+    });
     log.error({ event: "run:finish", entry: entry.id, runId, status: "failed", error: message }, "run failed before it started");
-    return { status: "failed", runId, id: entry.id, plugin: entry.plugin.name, dryRun: false, processed: 0, batches: 0, durationMs, more: false, error: message };
+    return {
+      status: "failed",
+      runId,
+      id: entry.id,
+      plugin: entry.plugin.name,
+      dryRun: false,
+      processed: 0,
+      batches: 0,
+      durationMs,
+      more: false,
+      error: message,
+    };
   }
 
   async function scheduleEvery(adder: JobAdder, entry: EntryConfig, mode: "replace" | "preserve_run_at" = "replace"): Promise<void> {
