@@ -3,8 +3,6 @@
  */
 import { createLogger } from "./logger.js";
 
-// The AWS SDK warns once per process that Node 20 support ends; purger pins Node 20 on purpose, and the line would garble the TUI.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "1";
 import { main } from "./main.js";
 
 const log = createLogger();
