@@ -150,6 +150,8 @@ describe("R4: PostgreSQL restarted during a run", () => {
   it("the worker reconnects and finishes the run; the run record matches what was deleted", async () => {
     const { dir, cleanup } = tempDir("purger-r4-");
     cleanups.push(cleanup);
+    // Reachable by the PostgreSQL user when running as root, so the cluster stays inside the temp dir.
+    chmodSync(dir, 0o755);
     const pgDir = join(dir, "pg");
     let server = await startEmbeddedPostgres({ dir: pgDir });
     cleanups.push(() => server.stop());
@@ -204,6 +206,8 @@ describe("R4: PostgreSQL restarted while `once` waits for the entry lock", () =>
   it("once fails with a message (exit 1), not a crash with a stack trace", async () => {
     const { dir, cleanup } = tempDir("purger-r4-lock-");
     cleanups.push(cleanup);
+    // Reachable by the PostgreSQL user when running as root, so the cluster stays inside the temp dir.
+    chmodSync(dir, 0o755);
     const pgDir = join(dir, "pg");
     let server = await startEmbeddedPostgres({ dir: pgDir });
     cleanups.push(() => server.stop());
