@@ -298,12 +298,8 @@ describe("R2: three `purger run` processes on one database", () => {
     expect(bin).toEqual([{ status: "done", n: 30 }]);
     // Every replica took work: slices of the backlogs, ticks or bin items.
     const { rows: handlers } = await pool.query<{ pid: number }>("SELECT DISTINCT pid FROM notes");
+    // (Backlog slices alone could all land on the replicas that started first: runOnStart work begins with the first one up.)
     const worked = replicas.map((p) => p.logs().some((l) => l.event === "run:start") || handlers.some((h) => h.pid === p.pid));
     expect(worked).toEqual([true, true, true]);
-    const slicesBy = replicas.map((p) => p.logs().filter((l) => l.event === "run:start" && String(l.entry).startsWith("e")).length);
-    expect(
-      slicesBy.every((n) => n > 0),
-      `backlog slices per replica: ${slicesBy.join(", ")}`,
-    ).toBe(true);
   }, 150_000);
 });
