@@ -1,5 +1,6 @@
 /* @jsxRuntime automatic */
 /** The bin: depth per kind (pending, oldest pending item, failed), and what this process handled. */
+import { memo } from "react";
 import { Box, Text } from "ink";
 import { formatCount, formatDuration } from "./format.js";
 import type { BinKindView } from "./tui-store.js";
@@ -26,7 +27,7 @@ const NUMBER = 8;
 /** With more kinds than this, the ones with nothing going on are summed up in one line. */
 const MAX_IDLE_KINDS = 4;
 
-export function BinPanel({ bin, columns, activeOnly = false }: BinPanelProps) {
+export const BinPanel = memo(function BinPanel({ bin, columns, activeOnly = false }: BinPanelProps) {
   if (bin.length === 0) return null;
   const shown = activeOnly || bin.length > MAX_IDLE_KINDS ? bin.filter(isActive) : bin;
   const hidden = bin.length - shown.length;
@@ -74,4 +75,4 @@ export function BinPanel({ bin, columns, activeOnly = false }: BinPanelProps) {
       )}
     </Box>
   );
-}
+});

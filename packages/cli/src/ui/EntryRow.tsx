@@ -4,7 +4,7 @@
  * plugin estimates (a spinner and a count when it cannot), smoothed rate,
  * elapsed, ETA, and the last error in red on a line of its own.
  */
-import type { ReactNode } from "react";
+import { memo, type ReactNode } from "react";
 import { Box, Text } from "ink";
 import { ProgressBar } from "@inkjs/ui";
 import { Busy } from "./Busy.js";
@@ -34,7 +34,8 @@ interface Progress {
   note?: string;
 }
 
-export function EntryRow({ entry, layout, selected, now, remote }: EntryRowProps) {
+/** Memoised: the table passes `now` only to rows that show a clock, so idle rows skip re-rendering. */
+export const EntryRow = memo(function EntryRow({ entry, layout, selected, now, remote }: EntryRowProps) {
   const short = layout.mode === "compact";
   const state = stateOf(entry, now, short);
   const progress = progressOf(entry, now, remote);
@@ -89,7 +90,7 @@ export function EntryRow({ entry, layout, selected, now, remote }: EntryRowProps
       )}
     </Box>
   );
-}
+});
 
 function Cell({ width, right = false, children }: { width: number; right?: boolean; children: ReactNode }) {
   return (
@@ -219,7 +220,8 @@ function progressOf(entry: EntryView, now: number, remote: RemoteRun | undefined
   }
   if (s.kind === "finished" && entry.durationMs !== null) {
     const rate = entry.durationMs > 0 ? (entry.done / entry.durationMs) * 1000 : 0;
-    const total = s.status === "succeeded" ? Math.max(entry.done, entry.total ?? 0) : entry.total;
+    // A run that succeeded did everything there was (the estimate may have been off).
+    const total = s.status === "succeeded" ? entry.done : entry.total;
     return { done: entry.done, total, rate, elapsedMs: entry.durationMs, live: false };
   }
   if (entry.durationMs !== null) {
@@ -246,6 +248,11 @@ function detailOf(entry: EntryView, remote: RemoteRun | undefined): { text: stri
   if (entry.state.kind === "elsewhere") return { text: `on ${remote?.processId ?? entry.state.processId}`, color: undefined };
   if (entry.binItem && entry.state.kind !== "running") return { text: `${entry.binItem.kind} #${entry.binItem.itemId}`, color: undefined };
   return null;
+}
+
+/** Whether a row shows something that moves with the clock (elapsed, ETA, a countdown). */
+export function showsClock(entry: EntryView): boolean {
+  return entry.binItem !== null || !["idle", "finished", "suspended", "starting"].includes(entry.state.kind) || entry.pause !== "no";
 }
 
 /** Done/total in full when it fits the column, else in short units. */

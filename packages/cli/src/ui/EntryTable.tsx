@@ -1,7 +1,7 @@
 /* @jsxRuntime automatic */
 /** Every entry of the config, one row each (two lines each on a narrow terminal), the selected one marked. */
 import { Box, Text } from "ink";
-import { EntryRow } from "./EntryRow.js";
+import { EntryRow, showsClock } from "./EntryRow.js";
 import type { RowLayout } from "./layout.js";
 import type { EntryView, RemoteRun } from "./tui-store.js";
 
@@ -23,7 +23,7 @@ export function EntryTable({ entries, remote, layout, selected, now }: EntryTabl
           entry={entry}
           layout={layout}
           selected={index === selected}
-          now={now}
+          now={showsClock(entry) ? now : 0}
           remote={remote.find((r) => r.entry === entry.id)}
         />
       ))}

@@ -1,5 +1,6 @@
 /* @jsxRuntime automatic */
 /** The keys, where the logs go while the UI owns the terminal, and what is happening on the way out. */
+import { memo } from "react";
 import { Box, Text } from "ink";
 
 export interface FooterProps {
@@ -11,7 +12,7 @@ export interface FooterProps {
   quitHint: string;
 }
 
-export function Footer({ interactive, quitting, ended, logFile, notice, quitHint }: FooterProps) {
+export const Footer = memo(function Footer({ interactive, quitting, ended, logFile, notice, quitHint }: FooterProps) {
   if (ended) {
     return logFile === null ? null : (
       <Box marginTop={1}>
@@ -51,4 +52,4 @@ export function Footer({ interactive, quitting, ended, logFile, notice, quitHint
       )}
     </Box>
   );
-}
+});

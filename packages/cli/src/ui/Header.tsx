@@ -1,22 +1,24 @@
 /* @jsxRuntime automatic */
 /** The header: what runs, where (database, process), for how long, and the cluster around it. */
+import { memo } from "react";
 import { Box, Text } from "ink";
 import { Badge } from "@inkjs/ui";
 import { formatDuration } from "./format.js";
 import type { TuiSnapshot } from "./tui-store.js";
 
-export interface HeaderProps {
-  snapshot: Pick<TuiSnapshot, "mode" | "title" | "database" | "processId" | "startedAt" | "now" | "concurrency" | "processes">;
-}
+export type HeaderProps = Pick<TuiSnapshot, "mode" | "title" | "database" | "processId" | "concurrency" | "processes"> & {
+  /** Whole seconds since the command started (the header changes once a second at most). */
+  uptimeSeconds: number;
+};
 
-export function Header({ snapshot }: HeaderProps) {
+export const Header = memo(function Header(snapshot: HeaderProps) {
   const { processes } = snapshot;
   return (
     <Box flexDirection="column">
       <Box columnGap={1}>
         <Badge color="cyan">{snapshot.mode}</Badge>
         <Text bold>purger {snapshot.title}</Text>
-        <Text dimColor>· up {formatDuration(snapshot.now - snapshot.startedAt)}</Text>
+        <Text dimColor>· up {formatDuration(snapshot.uptimeSeconds * 1000)}</Text>
       </Box>
       <Box flexWrap="wrap" columnGap={2}>
         <Text wrap="truncate-middle">
@@ -38,4 +40,4 @@ export function Header({ snapshot }: HeaderProps) {
       </Box>
     </Box>
   );
-}
+});

@@ -1,5 +1,6 @@
 /* @jsxRuntime automatic */
 /** The whole screen for one snapshot: finished runs above (<Static>), then header, entries, panels, footer. */
+import { useMemo } from "react";
 import { Box, Static } from "ink";
 import { Busy } from "./Busy.js";
 import { BinPanel, binPanelHeight } from "./BinPanel.js";
@@ -36,18 +37,24 @@ export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
   const binLines = Math.min(binPanelHeight(bin, false), 2 + BIN_RESERVE);
   const details = entries.reduce((n, e) => n + (e.lastError ? 1 : 0), 0);
   const tight = rows !== undefined && chrome + binPanelHeight(bin, false) + entries.length + 1 + details >= rows;
-  const layout = rowLayout({
-    columns,
-    rows,
-    ids: entries.map((e) => e.id),
-    detailLines: details,
-    otherLines: chrome + binLines,
-  });
+  const ids = entries.map((e) => e.id).join("\n");
+  const layout = useMemo(
+    () => rowLayout({ columns, rows, ids: ids.split("\n"), detailLines: details, otherLines: chrome + binLines }),
+    [columns, rows, ids, details, chrome, binLines],
+  );
   return (
     <>
       <Static items={snapshot.finished}>{(run) => <FinishedRun key={run.key} run={run} />}</Static>
       <Box flexDirection="column" width={layout.columns}>
-        <Header snapshot={snapshot} />
+        <Header
+          mode={snapshot.mode}
+          title={snapshot.title}
+          database={snapshot.database}
+          processId={snapshot.processId}
+          concurrency={snapshot.concurrency}
+          processes={snapshot.processes}
+          uptimeSeconds={Math.floor((snapshot.now - snapshot.startedAt) / 1000)}
+        />
         <Box marginTop={1}>
           <EntryTable entries={entries} remote={snapshot.remote} layout={layout} selected={snapshot.selected} now={snapshot.now} />
         </Box>

@@ -613,7 +613,12 @@ export class TuiStore {
     for (const listener of this.#listeners) listener();
   }
 
+  /**
+   * The next snapshot. Entry views and the bin list that did not change keep
+   * their identity, so memoised components skip them.
+   */
   #build(): TuiSnapshot {
+    const previous = this.#snapshot as TuiSnapshot | undefined;
     const kinds = new Set(this.#options.entries.flatMap((e) => e.kinds));
     const depth = new Map(this.#binDepth.map((d) => [d.kind, d]));
     for (const kind of this.#binCounts.keys()) kinds.add(kind);
@@ -623,11 +628,11 @@ export class TuiStore {
       const counts = this.#binCounts.get(kind) ?? { handled: 0, failed: 0 };
       return { ...d, handled: counts.handled, failedHere: counts.failed };
     });
-    const entries = this.#order.map((id) => {
+    const entries = this.#order.map((id, index) => {
       const { mark: _m, runId: _r, userPaused: _u, ...view } = this.#entries.get(id)!;
       const items = [...this.#binItems.values()].filter((item) => item.entry === id);
       const first = items[0];
-      return {
+      const next: EntryView = {
         ...view,
         binItem: first
           ? {
@@ -641,6 +646,8 @@ export class TuiStore {
             }
           : null,
       };
+      const before = previous?.entries[index];
+      return before && sameEntry(before, next) ? before : next;
     });
     return {
       mode: this.#options.mode,
@@ -652,7 +659,7 @@ export class TuiStore {
       concurrency: this.#options.concurrency,
       processes: this.#processes,
       entries,
-      bin,
+      bin: previous && sameList(previous.bin, bin) ? previous.bin : bin,
       remote: this.#remote,
       finished: this.#finished,
       selected: this.#selected,
@@ -664,6 +671,26 @@ export class TuiStore {
       stage: this.#stage,
     };
   }
+}
+
+function sameEntry(a: EntryView, b: EntryView): boolean {
+  return (
+    shallowEqual(a, b, ["state", "binItem"]) &&
+    shallowEqual(a.state, b.state) &&
+    (a.binItem === b.binItem || (a.binItem !== null && b.binItem !== null && shallowEqual(a.binItem, b.binItem)))
+  );
+}
+
+function sameList<T extends object>(a: T[], b: T[]): boolean {
+  return a.length === b.length && a.every((item, i) => shallowEqual(item, b[i]!));
+}
+
+function shallowEqual(a: object, b: object, skip: string[] = []): boolean {
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  return keys.every((key) => skip.includes(key) || Object.is(x[key], y[key]));
 }
 
 function newEntry(e: TuiEntry): EntryModel {
