@@ -261,12 +261,26 @@ describe("runEntry", () => {
     const events = new PurgerEventEmitter();
     const waits: string[] = [];
     events.on("run:lock:wait", (e) => waits.push(e.entry));
-    const a = runEntry({ pool: db.pool, entry, trigger: "manual", onLocked: "wait", now: () => NOW });
-    await sleep(20);
+    // `a` takes the lock and holds it, paused at its first batch boundary, until the other callers have been seen.
+    let paused = true;
+    const aEvents = new PurgerEventEmitter();
+    const holding = new Promise<void>((resolve) => aEvents.on("entry:pause", (e) => e.paused && resolve()));
+    const a = runEntry({
+      pool: db.pool,
+      entry,
+      trigger: "manual",
+      onLocked: "wait",
+      now: () => NOW,
+      events: aEvents,
+      isPaused: () => paused,
+    });
+    await holding;
     await expect(runEntry({ pool: db.pool, entry, trigger: "manual", onLocked: "fail", now: () => NOW })).rejects.toThrow(
       /entry "lock" is running in another process/,
     );
     const b = runEntry({ pool: db.pool, entry, trigger: "manual", onLocked: "wait", now: () => NOW, events });
+    await until(() => waits.length === 1, 10_000);
+    paused = false;
     const [ra, rb] = await Promise.all([a, b]);
     expect(ra.processed + rb.processed).toBe(60);
     expect(waits).toEqual(["lock"]);
