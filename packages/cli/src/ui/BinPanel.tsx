@@ -2,7 +2,7 @@
 /** The bin: depth per kind (pending, oldest pending item, failed), and what this process handled. */
 import { memo } from "react";
 import { Box, Text } from "ink";
-import { formatCount, formatDuration } from "./format.js";
+import { fit, formatCount, formatDuration } from "./format.js";
 import type { BinKindView } from "./tui-store.js";
 
 export interface BinPanelProps {
@@ -33,39 +33,28 @@ export const BinPanel = memo(function BinPanel({ bin, columns, activeOnly = fals
   const hidden = bin.length - shown.length;
   const empty = bin.every((b) => b.pending === 0 && b.failed === 0);
   const kind = Math.max(12, Math.min(32, columns - 4 * (NUMBER + 1) - 2));
-  const cell = (width: number, text: string, color?: "red" | "yellow", dim = false) => (
-    <Box width={width} flexShrink={0} justifyContent="flex-end">
-      <Text color={color} dimColor={dim}>
-        {text}
-      </Text>
-    </Box>
+  // One text line per kind: columns are padded spans, not boxes (layout nodes cost every frame).
+  const cell = (text: string, color?: "red" | "yellow", dim = false) => (
+    <Text color={color} dimColor={dim}>
+      {` ${fit(text, NUMBER, "right")}`}
+    </Text>
   );
   return (
     <Box flexDirection="column" marginTop={1}>
-      <Box columnGap={1}>
-        <Box width={kind + 1} flexShrink={0}>
-          <Text bold>
-            bin <Text dimColor>{empty ? "· empty" : ""}</Text>
-          </Text>
-        </Box>
-        {cell(NUMBER, "pending", undefined, true)}
-        {cell(NUMBER, "oldest", undefined, true)}
-        {cell(NUMBER, "failed", undefined, true)}
-        {cell(NUMBER, "handled", undefined, true)}
-      </Box>
+      <Text>
+        <Text bold>bin</Text>
+        <Text
+          dimColor
+        >{`${fit(empty ? " · empty" : "", kind - 2)}${["pending", "oldest", "failed", "handled"].map((h) => ` ${fit(h, NUMBER, "right")}`).join("")}`}</Text>
+      </Text>
       {shown.map((b) => (
-        <Box key={b.kind} columnGap={1}>
-          <Box width={1} />
-          <Box width={kind} flexShrink={0}>
-            <Text wrap="truncate-end" dimColor={b.pending === 0 && b.failed === 0}>
-              {b.kind}
-            </Text>
-          </Box>
-          {cell(NUMBER, formatCount(b.pending), b.pending > 0 ? "yellow" : undefined, b.pending === 0)}
-          {cell(NUMBER, b.oldestMs === null ? "—" : formatDuration(b.oldestMs), undefined, b.oldestMs === null)}
-          {cell(NUMBER, formatCount(b.failed), b.failed > 0 ? "red" : undefined, b.failed === 0)}
-          {cell(NUMBER, formatCount(b.handled), undefined, b.handled === 0)}
-        </Box>
+        <Text key={b.kind}>
+          <Text dimColor={b.pending === 0 && b.failed === 0}>{`  ${fit(b.kind, kind)}`}</Text>
+          {cell(formatCount(b.pending), b.pending > 0 ? "yellow" : undefined, b.pending === 0)}
+          {cell(b.oldestMs === null ? "—" : formatDuration(b.oldestMs), undefined, b.oldestMs === null)}
+          {cell(formatCount(b.failed), b.failed > 0 ? "red" : undefined, b.failed === 0)}
+          {cell(formatCount(b.handled), undefined, b.handled === 0)}
+        </Text>
       ))}
       {hidden > 0 && (
         <Text dimColor>

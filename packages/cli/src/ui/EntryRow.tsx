@@ -8,7 +8,7 @@ import { memo, type ReactNode } from "react";
 import { Box, Text } from "ink";
 import { ProgressBar } from "@inkjs/ui";
 import { Busy } from "./Busy.js";
-import { formatCount, formatDuration, formatProgress, formatRate, percentOf, truncate } from "./format.js";
+import { fit, formatCount, formatDuration, formatProgress, formatRate, percentOf, truncate } from "./format.js";
 import type { RowLayout } from "./layout.js";
 import type { EntryView, RemoteRun } from "./tui-store.js";
 
@@ -34,7 +34,11 @@ interface Progress {
   note?: string;
 }
 
-/** Memoised: the table passes `now` only to rows that show a clock, so idle rows skip re-rendering. */
+/**
+ * Memoised: the table passes `now` only to rows that show a clock, so idle
+ * rows skip re-rendering. A row is a few text spans around the bar rather
+ * than a box per column: every box is a layout node, every frame.
+ */
 export const EntryRow = memo(function EntryRow({ entry, layout, selected, now, remote }: EntryRowProps) {
   const short = layout.mode === "compact";
   const state = stateOf(entry, now, short);
@@ -42,75 +46,51 @@ export const EntryRow = memo(function EntryRow({ entry, layout, selected, now, r
   if (progress && entry.pause === "yes") progress.rate = 0;
   const detail = detailOf(entry, remote);
   const head = (
-    <>
-      <Box width={1}>
-        <Text color="cyan">{selected ? "›" : " "}</Text>
-      </Box>
-      <Cell width={layout.id}>
-        <Text bold={selected} wrap="truncate-end">
-          {entry.id}
-        </Text>
-      </Cell>
-      {layout.plugin > 0 && (
-        <Cell width={layout.plugin}>
-          <Text dimColor wrap="truncate-end">
-            {entry.plugin}
-          </Text>
-        </Cell>
-      )}
-      <Cell width={layout.state}>
-        <Text color={state.color} dimColor={state.dim} wrap="truncate-end">
-          {state.text}
-        </Text>
-      </Cell>
-    </>
+    <Text>
+      <Text color="cyan">{selected ? "›" : " "}</Text> <Text bold={selected}>{fit(entry.id, layout.id)}</Text>{" "}
+      {layout.plugin > 0 && <Text dimColor>{`${fit(entry.plugin, layout.plugin)} `}</Text>}
+      <Text color={state.color} dimColor={state.dim}>
+        {fit(state.text, layout.state)}
+      </Text>
+    </Text>
   );
-  const figures = <Figures progress={progress} layout={layout} />;
   return (
     <Box flexDirection="column">
       {layout.mode === "stacked" ? (
         <>
-          <Box columnGap={1}>{head}</Box>
-          <Box columnGap={1} paddingLeft={2}>
-            {figures}
-          </Box>
+          {head}
+          {progress && (
+            <Box>
+              <Text>{"  "}</Text>
+              <Figures progress={progress} layout={layout} />
+            </Box>
+          )}
         </>
       ) : (
-        <Box columnGap={1}>
+        <Box>
           {head}
-          {figures}
+          {progress && (
+            <>
+              <Text> </Text>
+              <Figures progress={progress} layout={layout} />
+            </>
+          )}
         </Box>
       )}
       {detail && (
-        <Box paddingLeft={2}>
-          <Text color={detail.color} dimColor={detail.color === undefined} wrap="truncate-end">
-            {truncate(detail.text, layout.columns - 2)}
-          </Text>
-        </Box>
+        <Text color={detail.color} dimColor={detail.color === undefined} wrap="truncate-end">
+          {"  "}
+          {truncate(detail.text, layout.columns - 2)}
+        </Text>
       )}
     </Box>
   );
 });
 
-function Cell({ width, right = false, children }: { width: number; right?: boolean; children: ReactNode }) {
-  return (
-    <Box width={width} flexShrink={0} justifyContent={right ? "flex-end" : "flex-start"}>
-      {children}
-    </Box>
-  );
-}
-
-function Figures({ progress, layout }: { progress: Progress | null; layout: RowLayout }) {
-  if (progress === null) return null;
+function Figures({ progress, layout }: { progress: Progress; layout: RowLayout }) {
   if (progress.note !== undefined) {
     const width = layout.bar + layout.count + layout.rate + layout.eta + 3 + (layout.elapsed > 0 ? layout.elapsed + 1 : 0);
-    return (
-      <Cell width={width}>
-        <Text dimColor wrap="truncate-end">
-          {progress.note}
-        </Text>
-      </Cell>
-    );
+    return <Text dimColor>{fit(progress.note, width)}</Text>;
   }
   const percent = percentOf(progress.done, progress.total);
   const leftMs = progress.total !== null && progress.rate > 0 ? ((progress.total - progress.done) / progress.rate) * 1000 : null;
@@ -127,23 +107,24 @@ function Figures({ progress, layout }: { progress: Progress | null; layout: RowL
       </Box>
     );
   }
+  const count = fit(fitProgress(progress.done, progress.total, layout.count), layout.count, "right");
+  const rate = fit(progress.live || progress.rate > 0 ? formatRate(progress.rate) : "", layout.rate, "right");
+  const elapsed =
+    layout.elapsed > 0 ? ` ${fit(progress.elapsedMs === null ? "" : formatDuration(progress.elapsedMs), layout.elapsed, "right")}` : "";
+  const eta = fit(
+    !progress.live ? "" : leftMs !== null && progress.rate > 0 ? formatDuration(Math.max(0, leftMs)) : "—",
+    layout.eta,
+    "right",
+  );
   return (
     <>
-      <Cell width={layout.bar}>{bar}</Cell>
-      <Cell width={layout.count} right>
-        <Text wrap="truncate-start">{fitProgress(progress.done, progress.total, layout.count)}</Text>
-      </Cell>
-      <Cell width={layout.rate} right>
-        <Text>{progress.live || progress.rate > 0 ? formatRate(progress.rate) : ""}</Text>
-      </Cell>
-      {layout.elapsed > 0 && (
-        <Cell width={layout.elapsed} right>
-          <Text dimColor>{progress.elapsedMs === null ? "" : formatDuration(progress.elapsedMs)}</Text>
-        </Cell>
-      )}
-      <Cell width={layout.eta} right>
-        <Text dimColor>{!progress.live ? "" : leftMs !== null && progress.rate > 0 ? formatDuration(Math.max(0, leftMs)) : "—"}</Text>
-      </Cell>
+      <Box width={layout.bar} flexShrink={0}>
+        {bar}
+      </Box>
+      <Text>
+        {` ${count} ${rate}`}
+        <Text dimColor>{`${elapsed} ${eta}`}</Text>
+      </Text>
     </>
   );
 }

@@ -1,6 +1,7 @@
 /* @jsxRuntime automatic */
 /** Every entry of the config, one row each (two lines each on a narrow terminal), the selected one marked. */
 import { Box, Text } from "ink";
+import { fit } from "./format.js";
 import { EntryRow, showsClock } from "./EntryRow.js";
 import type { RowLayout } from "./layout.js";
 import type { EntryView, RemoteRun } from "./tui-store.js";
@@ -32,22 +33,16 @@ export function EntryTable({ entries, remote, layout, selected, now }: EntryTabl
 }
 
 function HeaderRow({ layout }: { layout: RowLayout }) {
-  const cell = (width: number, text: string, right = false) => (
-    <Box width={width} flexShrink={0} justifyContent={right ? "flex-end" : "flex-start"}>
-      <Text dimColor>{text}</Text>
-    </Box>
-  );
-  return (
-    <Box columnGap={1}>
-      <Box width={1} />
-      {cell(layout.id, "entry")}
-      {layout.plugin > 0 && cell(layout.plugin, "plugin")}
-      {cell(layout.state, "state")}
-      {cell(layout.bar, "progress")}
-      {cell(layout.count, "done/total", true)}
-      {cell(layout.rate, "rate", true)}
-      {layout.elapsed > 0 && cell(layout.elapsed, "time", true)}
-      {cell(layout.eta, "eta", true)}
-    </Box>
-  );
+  const columns = [
+    " ",
+    fit("entry", layout.id),
+    ...(layout.plugin > 0 ? [fit("plugin", layout.plugin)] : []),
+    fit("state", layout.state),
+    fit("progress", layout.bar),
+    fit("done/total", layout.count, "right"),
+    fit("rate", layout.rate, "right"),
+    ...(layout.elapsed > 0 ? [fit("time", layout.elapsed, "right")] : []),
+    fit("eta", layout.eta, "right"),
+  ];
+  return <Text dimColor>{columns.join(" ")}</Text>;
 }

@@ -9,9 +9,11 @@ import { join, relative } from "node:path";
 import { tmpdir } from "node:os";
 import type pg from "pg";
 import {
+  binDepth,
   binKinds,
   clusterStatus,
   createPool,
+  listProcesses,
   listRuns,
   nextRunAt,
   type EntryConfig,
@@ -79,6 +81,8 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
     concurrency: options.concurrency,
     logFile: shown.startsWith("..") ? logFile : shown,
     onQuit: options.onQuit,
+    // `run` shows what the cluster does; `once` needs it less (its own lock wait comes from events).
+    pollMs: options.mode === "once" ? 2_000 : 1_000,
     nextRunAt: (id) => {
       const schedule = byId.get(id)?.schedule;
       return schedule ? nextRunAt(schedule) : null;
@@ -111,10 +115,12 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
       );
       pollPool = pool;
       const ids = options.entries.map((e) => e.id);
-      store.setPoll(
-        () => clusterStatus(pool, ids),
-        (entry) => listRuns(pool, { entry, limit: 8 }),
-      );
+      // `once` shows its own lock wait from events; it polls only the processes and the bin (two light queries).
+      const poll =
+        options.mode === "once"
+          ? async () => ({ processes: await listProcesses(pool), entries: [], bin: await binDepth(pool) })
+          : () => clusterStatus(pool, ids);
+      store.setPoll(poll, (entry) => listRuns(pool, { entry, limit: 8 }));
     },
     detach,
     close() {

@@ -73,6 +73,13 @@ export function truncate(text: string, width: number): string {
   return width === 1 ? "…" : `${text.slice(0, width - 1)}…`;
 }
 
+/** `text` in exactly `width` columns: cut with "…" at the end (or, right-aligned, at the start) and padded. */
+export function fit(text: string, width: number, align: "left" | "right" = "left"): string {
+  if (width <= 0) return "";
+  if (text.length > width) return align === "left" ? truncate(text, width) : width === 1 ? "…" : `…${text.slice(text.length - width + 1)}`;
+  return align === "left" ? text.padEnd(width) : text.padStart(width);
+}
+
 function trim(value: number): string {
   return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
 }
