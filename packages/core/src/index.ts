@@ -27,7 +27,7 @@ export { PurgerEventEmitter } from "./events.js";
 export type * from "./events.js";
 export type * from "./config/types.js";
 export * from "./config/index.js";
-export { quoteIdent, quoteQualified } from "./db/quote.js";
+export { parseQualifiedName, quoteIdent, quoteQualified } from "./db/quote.js";
 export { createPool } from "./db/pool.js";
 export { migrate } from "./db/migrations.js";
 export { startEmbeddedPostgres } from "./db/embedded.js";

@@ -3,7 +3,7 @@
  * are bound as parameters in every lookup; they become SQL text only later,
  * quoted with `quoteIdent`, once the catalog has confirmed them.
  */
-import { PurgerError, quoteIdent } from "@purger/core";
+import { parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
 import type pg from "pg";
 import type { UploadsOptions } from "./options.js";
 
@@ -37,42 +37,8 @@ export interface UploadsTable {
 const CLOCK_TYPES = new Set(["timestamptz", "timestamp", "date"]);
 const TEXT_TYPES = new Set(["text", "varchar", "bpchar", "name", "citext"]);
 
-/** Split `name` or `schema.name`; a part may be double-quoted as in SQL (quotes doubled inside). Null when malformed. */
-export function parseTableName(text: string): { schema: string | null; name: string } | null {
-  const parts: string[] = [];
-  let i = 0;
-  for (;;) {
-    let part = "";
-    if (text[i] === '"') {
-      let j = i + 1;
-      for (;;) {
-        if (j >= text.length) return null;
-        if (text[j] === '"') {
-          if (text[j + 1] !== '"') break;
-          part += '"';
-          j += 2;
-          continue;
-        }
-        part += text[j];
-        j += 1;
-      }
-      i = j + 1;
-    } else {
-      const dot = text.indexOf(".", i);
-      const end = dot === -1 ? text.length : dot;
-      part = text.slice(i, end);
-      i = end;
-    }
-    if (part === "") return null;
-    parts.push(part);
-    if (i >= text.length) break;
-    if (text[i] !== ".") return null;
-    i += 1;
-  }
-  if (parts.length === 1) return { schema: null, name: parts[0]! };
-  if (parts.length === 2) return { schema: parts[0]!, name: parts[1]! };
-  return null;
-}
+/** Split `name` or `schema.name` (core's rules). */
+export const parseTableName = parseQualifiedName;
 
 /** Look the table up (in the search_path without a schema) and check every column the options name. Throws TARGET. */
 export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions, entryId: string): Promise<UploadsTable> {

@@ -3,7 +3,7 @@
  * bound as parameters in every lookup; they become SQL text only later,
  * quoted with `quoteIdent`, once the catalog has confirmed them.
  */
-import { PurgerError, quoteIdent } from "@purger/core";
+import { parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
 import type pg from "pg";
 
 export type Queryable = pg.Pool | pg.ClientBase;
@@ -43,42 +43,8 @@ export interface TableInfo {
   privileges: { select: boolean; insert: boolean; update: boolean };
 }
 
-/** Split `name` or `schema.name`; a part may be double-quoted as in SQL. Returns null when malformed. */
-export function parseTableName(text: string): { schema: string | null; name: string } | null {
-  const parts: string[] = [];
-  let i = 0;
-  while (i <= text.length) {
-    let part = "";
-    if (text[i] === '"') {
-      let j = i + 1;
-      for (;;) {
-        if (j >= text.length) return null;
-        if (text[j] === '"') {
-          if (text[j + 1] !== '"') break;
-          part += '"';
-          j += 2;
-          continue;
-        }
-        part += text[j];
-        j += 1;
-      }
-      i = j + 1;
-    } else {
-      const dot = text.indexOf(".", i);
-      const end = dot === -1 ? text.length : dot;
-      part = text.slice(i, end);
-      i = end;
-    }
-    if (part === "") return null;
-    parts.push(part);
-    if (i >= text.length) break;
-    if (text[i] !== ".") return null;
-    i += 1;
-  }
-  if (parts.length === 1) return { schema: null, name: parts[0]! };
-  if (parts.length === 2) return { schema: parts[0]!, name: parts[1]! };
-  return null;
-}
+/** Split `name` or `schema.name` (core's rules). */
+export const parseTableName = parseQualifiedName;
 
 /**
  * Look a table up (in the search_path when no schema is given) with its

@@ -5,7 +5,7 @@
  * names only become SQL text later, quoted, once the catalog confirmed them.
  */
 import type pg from "pg";
-import { quoteIdent } from "./sql.js";
+import { parseQualifiedName, quoteIdent } from "@purger/core";
 
 export type Queryable = pg.Pool | pg.ClientBase;
 
@@ -67,47 +67,10 @@ export interface TableInfo {
   primaryKey: ColumnInfo[] | null;
 }
 
-/**
- * Split `name` or `schema.name`. A part may be double-quoted as in SQL (quotes
- * doubled inside), which is how a dot becomes part of a name; an unquoted part
- * is taken exactly as written (no case folding: the catalog decides).
- */
+/** Split `name` or `schema.name` (core's rules), keeping the text as written for messages. */
 export function parseTableName(text: string): TableRef | null {
-  const parts: string[] = [];
-  let i = 0;
-  for (;;) {
-    let part = "";
-    if (text[i] === '"') {
-      let j = i + 1;
-      for (;;) {
-        if (j >= text.length) return null;
-        if (text[j] === '"') {
-          if (text[j + 1] === '"') {
-            part += '"';
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        part += text[j];
-        j += 1;
-      }
-      i = j + 1;
-      if (i < text.length && text[i] !== ".") return null;
-    } else {
-      const dot = text.indexOf(".", i);
-      const end = dot === -1 ? text.length : dot;
-      part = text.slice(i, end);
-      i = end;
-    }
-    if (part === "") return null;
-    parts.push(part);
-    if (i >= text.length) break;
-    i += 1; // the dot
-  }
-  if (parts.length === 1) return { schema: null, name: parts[0]!, text };
-  if (parts.length === 2) return { schema: parts[0]!, name: parts[1]!, text };
-  return null;
+  const parsed = parseQualifiedName(text);
+  return parsed ? { ...parsed, text } : null;
 }
 
 /** Display a name as PostgreSQL would need it typed: quoted only when it must be. */
