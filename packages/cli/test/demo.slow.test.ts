@@ -67,8 +67,8 @@ describe("purger demo --json (full size)", () => {
     expect(summary.outcome).toBe("done");
     expect(summary.entries.map((e) => e.id)).toEqual(DEMO_ENTRIES);
     for (const entry of summary.entries) expect(entry.processed, entry.id).toBeGreaterThan(0);
-    expect(summary.entries.find((e) => e.id === "telemetry")?.processed).toBeGreaterThan(150_000);
-    expect(summary.entries.find((e) => e.id === "team-objects")?.processed).toBe(5_000);
+    expect(summary.entries.find((e) => e.id === "telemetry")?.processed).toBeGreaterThan(250_000);
+    expect(summary.entries.find((e) => e.id === "team-objects")?.processed).toBe(8_000);
     expect(summary.bin).toEqual({ pending: 0, failed: 0 });
     expect(summary.pendingSerials).toBe(0);
   }, 300_000);

@@ -146,14 +146,14 @@ export interface DemoSizes {
 export function demoSizes(scale: number): DemoSizes {
   const n = (base: number, min = 1) => Math.max(min, Math.round(base * scale));
   return {
-    users: n(20_000, 10),
-    oauth2Sessions: n(50_000, 10),
+    users: n(30_000, 10),
+    oauth2Sessions: n(80_000, 10),
     teams: 8,
-    robotsPerTeam: n(150, 4),
-    telemetry: n(250_000, 100),
-    packageJobs: n(20_000, 20),
-    uploads: n(1_500, 10),
-    teamObjects: n(5_000, 20),
+    robotsPerTeam: n(200, 4),
+    telemetry: n(400_000, 100),
+    packageJobs: n(30_000, 20),
+    uploads: n(2_000, 10),
+    teamObjects: n(8_000, 20),
     otherTeamObjects: n(150, 2),
   };
 }

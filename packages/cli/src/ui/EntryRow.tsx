@@ -205,14 +205,15 @@ function progressOf(entry: EntryView, now: number, remote: RemoteRun | undefined
     const total = s.status === "succeeded" ? entry.done : entry.total;
     return { done: entry.done, total, rate, elapsedMs: entry.durationMs, live: false };
   }
-  if (entry.durationMs !== null) {
+  if (entry.last !== null) {
+    const { processed, durationMs } = entry.last;
     return {
-      done: entry.done,
+      done: processed,
       total: null,
       rate: 0,
       elapsedMs: null,
       live: false,
-      note: `last run: ${formatCount(entry.done)} in ${formatDuration(entry.durationMs)}`,
+      note: `last run: ${formatCount(processed)} in ${formatDuration(durationMs)}`,
     };
   }
   return null;

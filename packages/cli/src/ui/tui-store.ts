@@ -44,6 +44,8 @@ export interface EntryView {
   startedAt: number | null;
   /** Duration of the last finished run. */
   durationMs: number | null;
+  /** The last run that did something (a service's runs that find nothing do not replace it). */
+  last: { processed: number; durationMs: number } | null;
   lastError: string | null;
   /** A bin item of this entry being handled in this process. */
   binItem: { kind: string; itemId: string; done: number; total: number | null; startedAt: number; rate: number; active: number } | null;
@@ -246,8 +248,10 @@ export class TuiStore {
     this.#stopped = true;
     this.#ended = true;
     for (const entry of this.#entries.values()) {
-      if (entry.state.kind === "running" || entry.state.kind === "starting" || entry.state.kind === "waiting")
-        entry.state = { kind: "suspended" };
+      const kind = entry.state.kind;
+      if (kind !== "running" && kind !== "starting" && kind !== "waiting") continue;
+      // A run cut short with nothing done yet (a service's periodic run) leaves the last real one on show.
+      entry.state = entry.done === 0 && entry.last !== null ? { kind: "idle" } : { kind: "suspended" };
     }
     for (const off of this.#off) off();
     for (const timer of [this.#frameTimer, this.#pollTimer]) if (timer) clearTimeout(timer);
@@ -409,6 +413,10 @@ export class TuiStore {
         if (!entry) return;
         entry.done = e.processed;
         entry.durationMs = e.durationMs;
+        // In a service, a run that found nothing leaves the last run that did something on show.
+        if (e.processed > 0 || e.status !== "succeeded" || this.#options.mode === "once" || entry.last === null) {
+          entry.last = { processed: e.processed, durationMs: e.durationMs };
+        }
         entry.lastError = e.error && e.status !== "interrupted" ? e.error : (e.guard ?? null);
         entry.runId = null;
         entry.pause = entry.userPaused ? "yes" : "no";
@@ -704,6 +712,7 @@ function newEntry(e: TuiEntry): EntryModel {
     rate: 0,
     startedAt: null,
     durationMs: null,
+    last: null,
     lastError: null,
     binItem: null,
     mark: null,
