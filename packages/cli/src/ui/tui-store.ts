@@ -1,7 +1,7 @@
 /**
  * The terminal UI's state: engine events and the cluster's status (polled
  * from the database) folded into one immutable snapshot, published at most
- * every `frameMs` (5 times a second; keys at once; Ink itself draws at most
+ * every `frameMs` (4 times a second; keys at once; Ink itself draws at most
  * 10 frames a second) however fast batches go — the engine never waits for a
  * render, and a render never happens per batch.
  *
@@ -134,7 +134,7 @@ export interface TuiStoreOptions {
   nextRunAt?: (entry: string) => Date | null;
   /** Called once when the user quits (`q`, Ctrl-C). */
   onQuit?: () => void;
-  /** Minimum time between two snapshots published for engine events (keys publish at once). @defaultValue 200 */
+  /** Minimum time between two snapshots published for engine events (keys publish at once). @defaultValue 250 */
   frameMs?: number;
   /** @defaultValue 1000 */
   pollMs?: number;
@@ -209,7 +209,7 @@ export class TuiStore {
   constructor(options: TuiStoreOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#frameMs = options.frameMs ?? 200;
+    this.#frameMs = options.frameMs ?? 250;
     this.#startedAt = this.#now();
     this.#database = options.database ?? "connecting…";
     this.#order = options.entries.map((e) => e.id);

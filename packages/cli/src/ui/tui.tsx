@@ -9,6 +9,7 @@
  */
 import { render } from "ink";
 import { App } from "./App.js";
+import { warmUp } from "./warm-up.js";
 import type { TuiStore } from "./tui-store.js";
 
 export interface MountOptions {
@@ -37,6 +38,8 @@ export function mountTui(options: MountOptions): MountedTui {
     // Not `incrementalRendering`: in Ink 6.8 it leaves stale lines on a real terminal (tmux shows them).
   });
   const exited = instance.waitUntilExit().catch(() => {});
+  // While the command connects to its database: the run's first frames then come warm.
+  warmUp(options.stdout?.columns ?? process.stdout.columns ?? 80);
   let unmounting: Promise<void> | null = null;
   return {
     unmount() {
