@@ -107,7 +107,8 @@ CREATE TABLE fleet.uploads (
   is_uploaded boolean NOT NULL DEFAULT false,
   created_at  timestamptz NOT NULL
 );
-CREATE INDEX ON fleet.uploads (created_at);
+-- The sweep scans pending rows by age (as in examples/fleet): a partial index keeps it small.
+CREATE INDEX ON fleet.uploads (created_at) WHERE NOT is_uploaded;
 
 CREATE TABLE fleet.telemetry (
   telemetry_id bigint PRIMARY KEY,
@@ -147,12 +148,12 @@ export function demoSizes(scale: number): DemoSizes {
   const n = (base: number, min = 1) => Math.max(min, Math.round(base * scale));
   return {
     users: n(30_000, 10),
-    oauth2Sessions: n(80_000, 10),
+    oauth2Sessions: n(100_000, 10),
     teams: 8,
     robotsPerTeam: n(200, 4),
-    telemetry: n(400_000, 100),
+    telemetry: n(600_000, 100),
     packageJobs: n(30_000, 20),
-    uploads: n(2_000, 10),
+    uploads: n(2_500, 10),
     teamObjects: n(8_000, 20),
     otherTeamObjects: n(150, 2),
   };
