@@ -117,18 +117,19 @@ describe.skipIf(!hasTmux)("purger once in a terminal (tmux)", () => {
     await db?.drop();
   });
 
-  function project(table: string): string {
+  function project(table: string, batchSize = 250): string {
     const temp = tempDir("purger-tui-");
     dirs.push(temp);
-    writeConfig(temp.dir, configText({ url: db.url, plugins: retentionEntry({ id: "old-events", table, batchSize: 250 }) }));
+    writeConfig(temp.dir, configText({ url: db.url, plugins: retentionEntry({ id: "old-events", table, batchSize }) }));
     return temp.dir;
   }
 
   it(
     "shows the entry, a progress figure that moves, then the final summary; exit 0",
     async () => {
-      await seedTable(db.pool, "events_a", OLD, 1_000);
-      const dir = project("events_a");
+      // Small batches: the run lasts long enough for several frames even on a quiet machine.
+      await seedTable(db.pool, "events_a", OLD * 2, 1_000);
+      const dir = project("events_a", 100);
       openTerminal("done", dir, ["once", "old-events", "-c", "purger.yaml"]);
       const { screens, exitCode } = await watch("done", dir);
       const last = screens.at(-1)!;
@@ -138,9 +139,9 @@ describe.skipIf(!hasTmux)("purger once in a terminal (tmux)", () => {
       const figures = doneFigures(screens);
       expect(new Set(figures).size, `progress figures seen: ${figures.join(" ")}`).toBeGreaterThanOrEqual(2);
       expect([...figures].sort((a, b) => a - b)).toEqual(figures);
-      expect(last).toContain("✔ old-events succeeded: 100,000 processed");
+      expect(last).toContain("✔ old-events succeeded: 200,000 processed");
       expect(last).toContain("old-events (@purger/plugin-retention): succeeded");
-      expect(last).toContain("processed 100000 in");
+      expect(last).toContain("processed 200000 in");
       expect(last).toContain("logs → .purger/purger.log");
       // Frames replace each other: one header per screen, never a stale line left behind.
       for (const text of screens) expect(text.match(/purger once old-events · up/g)?.length ?? 0).toBeLessThanOrEqual(1);

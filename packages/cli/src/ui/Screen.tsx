@@ -20,6 +20,13 @@ export interface ScreenProps {
   rows?: number | undefined;
   /** Keys are read (stdin is a terminal). */
   interactive: boolean;
+  /**
+   * Print finished runs above the live area (Ink's <Static>). Off for the
+   * off-screen warm-up: Ink tracks the <Static> of one root at a time
+   * (a module-level variable), and a second one would steal the live one's.
+   * @defaultValue true
+   */
+  withFinished?: boolean;
 }
 
 /** Header (2–3 lines and a blank), a stage line (and its blank), footer (a blank and 1–2 lines). */
@@ -29,7 +36,7 @@ const BIN_RESERVE = 5;
 
 const QUIT_HINT = { once: "stop (the run is interrupted)", run: "quit (drain, then exit)", demo: "stop" } as const;
 
-export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
+export function Screen({ snapshot, columns, rows, interactive, withFinished = true }: ScreenProps) {
   const { entries, bin } = snapshot;
   // The layout is chosen from what stays put (entries, kinds), not from what comes and goes
   // (a stage line, bin activity), so rows do not jump between one and two lines as work goes on.
@@ -44,7 +51,7 @@ export function Screen({ snapshot, columns, rows, interactive }: ScreenProps) {
   );
   return (
     <>
-      <Static items={snapshot.finished}>{(run) => <FinishedRun key={run.key} run={run} />}</Static>
+      {withFinished && <Static items={snapshot.finished}>{(run) => <FinishedRun key={run.key} run={run} />}</Static>}
       <Box flexDirection="column" width={layout.columns}>
         <Header
           mode={snapshot.mode}

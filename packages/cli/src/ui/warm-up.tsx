@@ -5,6 +5,7 @@
  * (JIT, first calls) and would otherwise cost the run's first seconds.
  */
 import { renderToString } from "ink";
+// Without <Static>: see ScreenProps.withFinished.
 import { Screen } from "./Screen.js";
 import type { EntryView, TuiSnapshot } from "./tui-store.js";
 
@@ -52,6 +53,11 @@ export function warmUp(columns: number, rounds = 3): void {
     stage: null,
   };
   for (let i = 0; i < rounds; i++) {
-    renderToString(<Screen snapshot={{ ...snapshot, now: now + i * 200 }} columns={columns} rows={undefined} interactive />, { columns });
+    renderToString(
+      <Screen snapshot={{ ...snapshot, now: now + i * 200 }} columns={columns} rows={undefined} interactive withFinished={false} />,
+      {
+        columns,
+      },
+    );
   }
 }
