@@ -3,7 +3,7 @@
 import { memo } from "react";
 import { Box, Text } from "ink";
 import { fit, formatCount, formatDuration } from "./format.js";
-import type { BinKindView } from "./tui-store.js";
+import type { BinKindView } from "./snapshot.js";
 
 export interface BinPanelProps {
   bin: BinKindView[];

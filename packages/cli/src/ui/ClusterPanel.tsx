@@ -2,7 +2,7 @@
 /** Runs of other purger processes, read from the database (`clusterStatus`). */
 import { Box, Text } from "ink";
 import { formatCount, formatDuration, truncate } from "./format.js";
-import type { RemoteRun } from "./tui-store.js";
+import type { RemoteRun } from "./snapshot.js";
 
 export interface ClusterPanelProps {
   remote: RemoteRun[];

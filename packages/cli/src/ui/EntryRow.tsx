@@ -10,7 +10,7 @@ import { ProgressBar } from "@inkjs/ui";
 import { Busy } from "./Busy.js";
 import { fit, formatCount, formatDuration, formatProgress, formatRate, percentOf, truncate } from "./format.js";
 import type { RowLayout } from "./layout.js";
-import type { EntryView, RemoteRun } from "./tui-store.js";
+import type { EntryView, RemoteRun } from "./snapshot.js";
 
 export interface EntryRowProps {
   entry: EntryView;

@@ -4,7 +4,7 @@ import { Box, Text } from "ink";
 import { fit } from "./format.js";
 import { EntryRow, showsClock } from "./EntryRow.js";
 import type { RowLayout } from "./layout.js";
-import type { EntryView, RemoteRun } from "./tui-store.js";
+import type { EntryView, RemoteRun } from "./snapshot.js";
 
 export interface EntryTableProps {
   entries: EntryView[];

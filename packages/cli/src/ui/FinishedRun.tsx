@@ -2,7 +2,7 @@
 /** One finished run (or long bin item), printed once above the live area through Ink's <Static>. */
 import { Text } from "ink";
 import { formatCount, formatDuration, formatRate } from "./format.js";
-import type { FinishedRun as FinishedRunData } from "./tui-store.js";
+import type { FinishedRun as FinishedRunData } from "./snapshot.js";
 
 const MARK = {
   succeeded: { mark: "✔", color: "green" },

@@ -4,7 +4,7 @@ import { memo } from "react";
 import { Box, Text } from "ink";
 import { Badge } from "@inkjs/ui";
 import { formatDuration } from "./format.js";
-import type { TuiSnapshot } from "./tui-store.js";
+import type { TuiSnapshot } from "./snapshot.js";
 
 export type HeaderProps = Pick<TuiSnapshot, "mode" | "title" | "database" | "processId" | "concurrency" | "processes"> & {
   /** Whole seconds since the command started (the header changes once a second at most). */

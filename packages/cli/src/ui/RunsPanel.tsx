@@ -3,7 +3,7 @@
 import { Box, Text } from "ink";
 import { Busy } from "./Busy.js";
 import { formatCount, formatDuration } from "./format.js";
-import type { RunsPanel as RunsPanelState } from "./tui-store.js";
+import type { RunsPanel as RunsPanelState } from "./snapshot.js";
 
 export interface RunsPanelProps {
   panel: RunsPanelState;

@@ -11,7 +11,7 @@ import { Footer } from "./Footer.js";
 import { Header } from "./Header.js";
 import { rowLayout } from "./layout.js";
 import { RunsPanel } from "./RunsPanel.js";
-import type { TuiSnapshot } from "./tui-store.js";
+import type { TuiSnapshot } from "./snapshot.js";
 
 export interface ScreenProps {
   snapshot: TuiSnapshot;

@@ -10,105 +10,21 @@
  */
 import { hostname } from "node:os";
 import type { BinDepth, ClusterStatus, PurgerEventEmitter, RunRecord, RunStatus } from "@purger/core";
+import { smooth, type RateMark } from "./rate.js";
+import {
+  sameEntry,
+  sameList,
+  type EntryState,
+  type EntryView,
+  type FinishedRun,
+  type RemoteRun,
+  type RunsPanel,
+  type TuiMode,
+  type TuiSnapshot,
+} from "./snapshot.js";
+
+export type { BinKindView, EntryState, EntryView, FinishedRun, RemoteRun, RunsPanel, TuiMode, TuiSnapshot } from "./snapshot.js";
 import { shortPluginName } from "./format.js";
-
-export type TuiMode = "once" | "run" | "demo";
-
-/** What an entry is doing, as the state column shows it. */
-export type EntryState =
-  | { kind: "idle" }
-  /** About to run: connecting, estimating, checking guards. */
-  | { kind: "starting" }
-  | { kind: "scheduled"; at: number }
-  | { kind: "running" }
-  | { kind: "waiting"; holder: string | null }
-  | { kind: "retrying"; at: number | null; attempt: number; maxAttempts: number }
-  | { kind: "elsewhere"; processId: string }
-  /** The process stopped mid-run (worker drain): the run resumes from its checkpoint next time. */
-  | { kind: "suspended" }
-  | { kind: "finished"; status: Exclude<RunStatus, "running"> };
-
-export interface EntryView {
-  id: string;
-  /** Short plugin name ("retention"). */
-  plugin: string;
-  state: EntryState;
-  /** `requested`: `p` was pressed, the run pauses at its next batch boundary. */
-  pause: "no" | "requested" | "yes";
-  /** Items done by the current (or last) run, and its total when the plugin estimates. */
-  done: number;
-  total: number | null;
-  /** Smoothed items per second of the current run. */
-  rate: number;
-  /** Wall-clock start of the current run (ms), or null. */
-  startedAt: number | null;
-  /** Duration of the last finished run. */
-  durationMs: number | null;
-  /** The last run that did something (a service's runs that find nothing do not replace it). */
-  last: { processed: number; durationMs: number } | null;
-  lastError: string | null;
-  /** A bin item of this entry being handled in this process. */
-  binItem: { kind: string; itemId: string; done: number; total: number | null; startedAt: number; rate: number; active: number } | null;
-}
-
-export interface BinKindView extends BinDepth {
-  /** Items of this kind handled (and failed for good) by this process. */
-  handled: number;
-  failedHere: number;
-}
-
-export interface RemoteRun {
-  entry: string;
-  processId: string;
-  processed: number;
-  total: number | null;
-  startedAt: number;
-}
-
-export interface FinishedRun {
-  key: string;
-  entry: string;
-  /** "run" or the bin kind. */
-  what: string;
-  status: Exclude<RunStatus, "running">;
-  processed: number;
-  durationMs: number;
-  dryRun: boolean;
-  detail: string | null;
-}
-
-export interface RunsPanel {
-  entry: string;
-  runs: RunRecord[] | null;
-  error: string | null;
-}
-
-export interface TuiSnapshot {
-  mode: TuiMode;
-  /** What the header names ("once revoked-access-tokens"). */
-  title: string;
-  database: string;
-  processId: string;
-  startedAt: number;
-  now: number;
-  concurrency: number;
-  /** Live purger processes of the cluster (null until the first poll). */
-  processes: number | null;
-  entries: EntryView[];
-  bin: BinKindView[];
-  remote: RemoteRun[];
-  finished: FinishedRun[];
-  selected: number;
-  runsPanel: RunsPanel | null;
-  quitting: boolean;
-  /** The command is over: the last frame stays on the screen. */
-  ended: boolean;
-  logFile: string | null;
-  /** A transient message for the footer (e.g. the cluster poll failed). */
-  notice: string | null;
-  /** What the command does before its work starts ("seeding …"), shown with a spinner. */
-  stage: string | null;
-}
 
 export interface TuiEntry {
   id: string;
@@ -144,18 +60,9 @@ export interface TuiStoreOptions {
   now?: () => number;
 }
 
-/** Time constant of the rate's exponential smoothing. */
-const RATE_TAU_MS = 3_000;
-const RATE_WINDOW_MS = 250;
 /** Bin items get a line of their own among finished runs when they are big (a prefix) or slow. */
 const BIN_LINE_MIN_ITEMS = 100;
 const BIN_LINE_MIN_MS = 10_000;
-
-/** Where the rate was last measured from. */
-interface RateMark {
-  at: number;
-  done: number;
-}
 
 interface EntryModel extends EntryView {
   mark: RateMark | null;
@@ -681,26 +588,6 @@ export class TuiStore {
   }
 }
 
-function sameEntry(a: EntryView, b: EntryView): boolean {
-  return (
-    shallowEqual(a, b, ["state", "binItem"]) &&
-    shallowEqual(a.state, b.state) &&
-    (a.binItem === b.binItem || (a.binItem !== null && b.binItem !== null && shallowEqual(a.binItem, b.binItem)))
-  );
-}
-
-function sameList<T extends object>(a: T[], b: T[]): boolean {
-  return a.length === b.length && a.every((item, i) => shallowEqual(item, b[i]!));
-}
-
-function shallowEqual(a: object, b: object, skip: string[] = []): boolean {
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  const keys = Object.keys(x);
-  if (keys.length !== Object.keys(y).length) return false;
-  return keys.every((key) => skip.includes(key) || Object.is(x[key], y[key]));
-}
-
 function newEntry(e: TuiEntry): EntryModel {
   return {
     id: e.id,
@@ -719,21 +606,6 @@ function newEntry(e: TuiEntry): EntryModel {
     runId: null,
     userPaused: false,
   };
-}
-
-/**
- * Exponential smoothing over time: the rate since the last mark (at least
- * RATE_WINDOW_MS ago, so that bursts of quick batches count whole), weighted
- * by how long that was (time constant RATE_TAU_MS). The first update takes
- * the engine's own average.
- */
-function smooth(previous: number, mark: RateMark | null, now: number, done: number, average: number): [number, RateMark | null] {
-  if (mark === null) return [average, { at: now, done }];
-  const dt = now - mark.at;
-  if (dt < RATE_WINDOW_MS) return [previous, mark];
-  const instant = ((done - mark.done) / dt) * 1000;
-  const alpha = 1 - Math.exp(-dt / RATE_TAU_MS);
-  return [previous + alpha * (instant - previous), { at: now, done }];
 }
 
 function isThisProcess(runProcessId: string | null, ownProcessId: string): boolean {

@@ -7,7 +7,7 @@
 import { renderToString } from "ink";
 // Without <Static>: see ScreenProps.withFinished.
 import { Screen } from "./Screen.js";
-import type { EntryView, TuiSnapshot } from "./tui-store.js";
+import type { EntryView, TuiSnapshot } from "./snapshot.js";
 
 export function warmUp(columns: number, rounds = 3): void {
   const now = Date.now();
