@@ -230,22 +230,24 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
   });
   log.info({ event: "run:start", runId, trigger, dryRun, cutoff, total, resumed: resumed !== null }, "run started");
 
+  // The run stays `running` with its checkpoint; the next slice (any process) resumes it.
+  const suspend = (): RunResult => ({
+    status: "suspended",
+    runId,
+    id: entry.id,
+    plugin: plugin.name,
+    dryRun,
+    processed,
+    batches,
+    durationMs: Math.round(elapsed()),
+    more: true,
+  });
   let sliceDeadline = performance.now() + entry.timeoutMs;
   let sliceProcessed = 0;
   for (;;) {
     if (signal.aborted) {
       if ((options.onAbort ?? "suspend") === "suspend" && !dryRun) {
-        return {
-          status: "suspended",
-          runId,
-          id: entry.id,
-          plugin: plugin.name,
-          dryRun,
-          processed,
-          batches,
-          durationMs: Math.round(elapsed()),
-          more: true,
-        };
+        return suspend();
       }
       return await finish("interrupted", { error: "interrupted" });
     }
@@ -258,17 +260,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     if (performance.now() >= sliceDeadline) {
       events?.emit("run:slice:end", { runId: runId ?? "", entry: entry.id, done: processed });
       if (options.sliced && !dryRun) {
-        return {
-          status: "suspended",
-          runId,
-          id: entry.id,
-          plugin: plugin.name,
-          dryRun,
-          processed,
-          batches,
-          durationMs: Math.round(elapsed()),
-          more: true,
-        };
+        return suspend();
       }
       if (runId !== null) await claimRun(client, runId, processId, null);
       sliceDeadline = performance.now() + entry.timeoutMs;
