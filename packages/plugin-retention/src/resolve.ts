@@ -4,7 +4,7 @@
  * catalog does not know is a TARGET error (exit 2); options that cannot work
  * together or with the schema are CONFIG errors (exit 2).
  */
-import { PurgerError } from "@purger/core";
+import { assertUniqueKey, PurgerError } from "@purger/core";
 import { loadTables, parseTableName, similarTables, type ColumnInfo, type Queryable, type TableInfo, type TableRef } from "./catalog.js";
 import type { ColumnFormat, RetentionOptions, Scalar, Where } from "./options.js";
 
@@ -71,7 +71,7 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
 
   const clock = column(table, options.column, where("column"));
   checkFormat(table, clock, format, where("columnFormat"));
-  const keys = resolveKeys(table, options.key, where("key"));
+  const keys = await resolveKeys(db, table, options.key, where("key"));
   const order = [clock, ...keys.filter((k) => k !== clock)];
   const conditions = (t: TableInfo, map: Where | undefined, path: string): Condition[] =>
     Object.entries(map ?? {}).map(([name, value]) => {
@@ -263,7 +263,7 @@ function checkFormat(table: TableInfo, clock: ColumnInfo, format: ColumnFormat, 
   );
 }
 
-function resolveKeys(table: TableInfo, key: string | string[] | undefined, where: string): ColumnInfo[] {
+async function resolveKeys(db: Queryable, table: TableInfo, key: string | string[] | undefined, where: string): Promise<ColumnInfo[]> {
   if (key === undefined) {
     if (!table.primaryKey || table.primaryKey.length === 0) {
       throw new PurgerError("CONFIG", `table ${table.display} has no primary key: set \`key\` (${where})`, {
@@ -273,23 +273,7 @@ function resolveKeys(table: TableInfo, key: string | string[] | undefined, where
     return table.primaryKey;
   }
   const keys = (Array.isArray(key) ? key : [key]).map((name) => column(table, name, where));
-  for (const k of keys) {
-    if (!k.notNull)
-      throw new PurgerError("CONFIG", `key column "${k.name}" of ${table.display} may be NULL; the key must be NOT NULL (${where})`);
-  }
-  const nums = new Set(keys.map((k) => k.num));
-  const unique = table.indexes.some(
-    (i) => i.unique && i.valid && !i.partial && i.columns.length === nums.size && i.columns.every((n) => nums.has(n)),
-  );
-  if (!unique) {
-    throw new PurgerError(
-      "CONFIG",
-      `key (${keys.map((k) => k.name).join(", ")}) is not unique in ${table.display}: no unique index on exactly these columns (${where})`,
-      {
-        hint: "a key that is not unique could touch rows that do not qualify; name the primary key or a uniquely indexed column",
-      },
-    );
-  }
+  await assertUniqueKey(db, { table: { schema: table.schema, name: table.name }, columns: keys.map((k) => k.name), option: "key" });
   return keys;
 }
 
