@@ -8,7 +8,7 @@
 import type { Diagnostic } from "@purger/core";
 import { displayIdent, loadReferencingKeys, type ColumnInfo, type Queryable, type TableInfo } from "./catalog.js";
 import type { Plan } from "./resolve.js";
-import { quoteIdent } from "./sql.js";
+import { isWallClock, quoteIdent } from "./sql.js";
 
 export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[]> {
   const out: Diagnostic[] = [];
@@ -23,6 +23,8 @@ export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[
       "every batch scans the table to find old rows",
     ),
   );
+  const zone = zoneDiagnostic(plan);
+  if (zone) out.push(zone);
   for (const ref of plan.referencedBy) {
     out.push(
       indexDiagnostic(
@@ -109,6 +111,25 @@ export async function checkEntry(db: Queryable, plan: Plan): Promise<Diagnostic[
     }
   }
   return out;
+}
+
+/** Which zone turns the clock's wall-clock values into instants; a zone given for instants is a mistake worth saying. */
+function zoneDiagnostic(plan: Plan): Diagnostic | null {
+  if (plan.format !== "timestamp") return null;
+  const clock = `the clock ${plan.table.display}.${displayIdent(plan.clock.name)}`;
+  if (isWallClock(plan.clock)) {
+    const what =
+      plan.clock.type.base === "date"
+        ? `is a date: each day starts at midnight in ${plan.timeZone}`
+        : `is a timestamp without time zone: its values are read as wall-clock times in ${plan.timeZone}`;
+    return { level: "ok", message: `${clock} ${what} (options.timeZone)` };
+  }
+  if (plan.timeZone === "UTC") return null;
+  return {
+    level: "warn",
+    message: `options.timeZone (${plan.timeZone}) has no effect: ${clock} is a ${plan.clock.type.name}, which holds instants`,
+    hint: "remove timeZone from this entry",
+  };
 }
 
 function indexDiagnostic(table: TableInfo, leading: ColumnInfo[], suggested: ColumnInfo[], what: string, cost: string): Diagnostic {

@@ -70,6 +70,12 @@ export interface RetentionOptions {
   key?: string | string[];
   /** How `column` encodes time. @defaultValue "timestamp" */
   columnFormat: ColumnFormat;
+  /**
+   * The zone a `timestamp` (without time zone) or `date` clock's values are
+   * written in (an IANA name PostgreSQL knows); the cutoff is compared in it.
+   * No effect on a `timestamptz` clock. @defaultValue "UTC"
+   */
+  timeZone?: string;
   /** Every listed condition must hold for a row to qualify. */
   where?: Where;
   /** What happens to a qualifying row. @defaultValue "delete" */
@@ -115,6 +121,11 @@ export const optionsSchema = {
       enum: ["timestamp", "epoch", "epochMs", "ulid", "uuidv7"],
       default: "timestamp",
       description: "timestamp (timestamptz/timestamp/date), epoch / epochMs (numbers), ulid / uuidv7 (time in the first 48 bits)",
+    },
+    timeZone: {
+      ...name,
+      default: "UTC",
+      description: "the IANA zone a timestamp (without time zone) or date clock is written in, e.g. Europe/Berlin",
     },
     where: whereSchema,
     action: { type: "string", enum: ["delete", "update"], default: "delete" },

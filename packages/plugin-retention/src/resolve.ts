@@ -19,6 +19,8 @@ export interface Plan {
   table: TableInfo;
   clock: ColumnInfo;
   format: ColumnFormat;
+  /** The zone `timestamp` and `date` values (the clock, `{ now: true }` columns) are written in. */
+  timeZone: string;
   /** The unique key (one or more columns). */
   keys: ColumnInfo[];
   /** The keyset order: the clock, then the key columns other than the clock. */
@@ -71,6 +73,7 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
 
   const clock = column(table, options.column, where("column"));
   checkFormat(table, clock, format, where("columnFormat"));
+  const timeZone = await resolveTimeZone(db, options.timeZone ?? "UTC", where("timeZone"));
   const keys = await resolveKeys(db, table, options.key, where("key"));
   const order = [clock, ...keys.filter((k) => k !== clock)];
   const conditions = (t: TableInfo, map: Where | undefined, path: string): Condition[] =>
@@ -187,6 +190,7 @@ export async function resolvePlan(db: Queryable, options: RetentionOptions, entr
     table,
     clock,
     format,
+    timeZone,
     keys,
     order,
     where: conditions(table, options.where, "where"),
@@ -261,6 +265,26 @@ function checkFormat(table: TableInfo, clock: ColumnInfo, format: ColumnFormat, 
       hint: `use ${suggestion}`,
     },
   );
+}
+
+/** The zone must be one PostgreSQL knows by its IANA name: an abbreviation or a POSIX offset (`UTC+3`, sign inverted) is refused. */
+async function resolveTimeZone(db: Queryable, zone: string, where: string): Promise<string> {
+  if (zone === "UTC") return zone;
+  const found = await db.query<{ known: boolean; similar: string[] }>(
+    `SELECT bool_or(z.name = $1) AS known,
+            coalesce(array_agg(z.name ORDER BY z.name) FILTER (WHERE lower(z.name) = lower($1)), '{}') AS similar
+       FROM pg_catalog.pg_timezone_names z`,
+    [zone],
+  );
+  const row = found.rows[0];
+  if (row?.known) return zone;
+  const similar = row?.similar ?? [];
+  throw new PurgerError("CONFIG", `time zone "${zone}" is not an IANA zone name PostgreSQL knows (${where})`, {
+    hint:
+      similar.length > 0
+        ? `did you mean ${similar.map((s) => `"${s}"`).join(" or ")}?`
+        : "name the zone the column's values are written in, as in pg_timezone_names: Europe/Berlin, America/New_York, UTC",
+  });
 }
 
 async function resolveKeys(db: Queryable, table: TableInfo, key: string | string[] | undefined, where: string): Promise<ColumnInfo[]> {

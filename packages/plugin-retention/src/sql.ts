@@ -66,6 +66,7 @@ export const SAMPLE_SIZE = 10;
 
 const TIMESTAMPTZ = `"pg_catalog"."timestamptz"`;
 const INT8 = `"pg_catalog"."int8"`;
+const TEXT = `"pg_catalog"."text"`;
 
 /** Alias of the entry's table in every statement. */
 const T = "t";
@@ -88,14 +89,35 @@ function conditions(alias: string, list: Condition[], p: Params): string[] {
   });
 }
 
-/** The type the cutoff parameter is cast to (the column's own type keeps the comparison indexable). */
-function cutoffType(plan: Plan): string {
-  return plan.format === "timestamp" ? TIMESTAMPTZ : plan.clock.type.sql;
+/** Types whose values are wall-clock times: they become instants only in a zone. */
+const WALL_CLOCK_TYPES = new Set(["timestamp", "date"]);
+
+/** Whether `column` holds wall-clock times, written in the plan's `timeZone`. */
+export function isWallClock(column: ColumnInfo): boolean {
+  return WALL_CLOCK_TYPES.has(column.type.base);
+}
+
+/**
+ * An instant parameter (`cutoff`, `startedAt`) as a value comparable with or
+ * assignable to `column`. A wall-clock column gets the instant's wall-clock
+ * time in the plan's zone — a constant, so `column < …` still uses the
+ * column's index, and the session's TimeZone plays no part.
+ */
+function instantFor(plan: Plan, column: ColumnInfo, key: string, p: Params): string {
+  const instant = p.dynamic(key, TIMESTAMPTZ);
+  return isWallClock(column) ? `(${instant} AT TIME ZONE ${p.value(plan.timeZone, TEXT)})` : instant;
+}
+
+/** `column < cutoff`, the cutoff in the column's own type so that the column's index serves the comparison. */
+function beforeCutoff(plan: Plan, p: Params): string {
+  const c = col(T, plan.clock);
+  if (plan.format === "timestamp") return `${c} < ${instantFor(plan, plan.clock, "cutoff", p)}`;
+  return `${c} < ${p.dynamic("cutoff", plan.clock.type.sql)}`;
 }
 
 /** Everything a row must satisfy to qualify, on alias `t` (no cursor). */
 function qualify(plan: Plan, p: Params): string {
-  const parts = [`${col(T, plan.clock)} < ${p.dynamic("cutoff", cutoffType(plan))}`];
+  const parts = [beforeCutoff(plan, p)];
   parts.push(...conditions(T, plan.where, p));
   if (plan.action === "update") {
     // Only rows not already in the target state: a second run is a no-op.
@@ -184,7 +206,7 @@ export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean)
     const assignments = plan.set.map((s) => {
       const value =
         "now" in s
-          ? `${p.dynamic("startedAt", TIMESTAMPTZ)}::${s.column.type.sql}`
+          ? `${instantFor(plan, s.column, "startedAt", p)}::${s.column.type.sql}`
           : s.value === null
             ? "NULL"
             : p.value(s.value, s.column.type.sql);

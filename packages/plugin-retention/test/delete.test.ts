@@ -76,7 +76,7 @@ describe("delete", () => {
     expect(await ids(pool, "zero")).toEqual([2, 3, 4]);
   });
 
-  it("timestamp without time zone and date columns are clocks too (read in the session's time zone)", async () => {
+  it("timestamp without time zone and date columns are clocks too (read in timeZone, UTC by default)", async () => {
     const pool = db.pool();
     // The cutoff is 2026-02-28 12:00 UTC; the values are far enough from it to hold in any time zone.
     await pool.query(`CREATE TABLE naive (id int PRIMARY KEY, ts timestamp, d date)`);
