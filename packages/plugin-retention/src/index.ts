@@ -3,23 +3,26 @@
  * clock column is older than the entry's retention, in keyset batches of
  * `(column, key)` locked with `FOR UPDATE SKIP LOCKED`, one transaction each.
  */
-import { definePlugin, PurgerError, type BatchContext, type BatchResult, type Cursor, type RunContext } from "@purger/core";
+import { definePlugin, type BatchContext, type BatchResult, type Cursor, type RunContext } from "@purger/core";
 import type pg from "pg";
-import { displayIdent } from "./catalog.js";
 import { checkEntry } from "./check.js";
 import { cutoffValue } from "./cutoff.js";
+import { foreignKeyError, isForeignKeyViolation } from "./foreign-key-error.js";
 import { optionsSchema, type RetentionOptions } from "./options.js";
 import { resolvePlan, type Plan } from "./resolve.js";
 import {
   bind,
   buildBatch,
   buildCascadeDeletes,
+  buildCheckedChange,
   buildCount,
   buildCountAll,
   buildDeleteByKeys,
   buildExplainCount,
   buildLock,
+  buildRecheck,
   cascadeColumns,
+  hasReferences,
   SAMPLE_SIZE,
   valuesOf,
   type Dynamic,
@@ -34,8 +37,13 @@ export interface RetentionState {
   plan: Plan;
   /** The batch statement (no cascade): first batch, then after a cursor; the dry-run variants also sample keys. */
   batch: { first: Statement; next: Statement; dryFirst: Statement; dryNext: Statement };
-  /** With cascade: lock, delete children in order, delete the locked rows. */
-  cascade: { first: Statement; next: Statement; children: Statement[]; parents: Statement } | null;
+  /**
+   * With cascade: lock; with reference conditions, keep the locked rows that still qualify by them
+   * (`recheck`, a fresh snapshot); delete their children in order; delete them.
+   */
+  cascade: { first: Statement; next: Statement; recheck: Statement | null; children: Statement[]; parents: Statement } | null;
+  /** No cascade, reference conditions: lock, then change the locked rows still qualifying by them (a fresh snapshot). */
+  checked: { first: Statement; next: Statement; change: Statement; dryChange: Statement } | null;
   count: Statement;
   explainCount: Statement;
   countAll: Statement;
@@ -66,22 +74,34 @@ export default definePlugin<RetentionOptions, RetentionState>({
           : {
               first: buildLock(plan, false),
               next: buildLock(plan, true),
+              recheck: hasReferences(plan) ? buildRecheck(plan) : null,
               children: buildCascadeDeletes(plan),
               parents: buildDeleteByKeys(plan),
+            },
+      checked:
+        plan.cascade.length > 0 || !hasReferences(plan)
+          ? null
+          : {
+              first: buildLock(plan, false),
+              next: buildLock(plan, true),
+              change: buildCheckedChange(plan, false),
+              dryChange: buildCheckedChange(plan, true),
             },
       count: buildCount(plan),
       explainCount: buildExplainCount(plan),
       countAll: buildCountAll(plan),
     };
     ctx.log.debug(
-      { table: plan.table.display, sql: state.cascade ? state.cascade.next.text : state.batch.next.text },
+      { table: plan.table.display, sql: (state.cascade ?? state.checked ?? state.batch).next.text },
       "retention statement prepared",
     );
     return state;
   },
 
   async batch(ctx) {
-    return ctx.state.cascade ? cascadeBatch(ctx, ctx.state.cascade) : singleStatementBatch(ctx);
+    const { cascade, checked } = ctx.state;
+    if (cascade) return cascadeBatch(ctx, cascade);
+    return checked ? checkedBatch(ctx, checked) : singleStatementBatch(ctx);
   },
 
   async estimate(ctx) {
@@ -163,22 +183,73 @@ async function singleStatementBatch(ctx: BatchContext<RetentionOptions, Retentio
   };
 }
 
-/** With cascade: lock the batch, delete its children in the order listed, then the rows themselves. */
+/** Lock the batch's rows: their order columns (and the columns cascade entries reference) as text. */
+async function lockBatch(
+  ctx: BatchContext<RetentionOptions, RetentionState>,
+  statements: { first: Statement; next: Statement },
+  cursor: string[] | null,
+): Promise<string[][]> {
+  const lock = cursor ? statements.next : statements.first;
+  const locked = await ctx.client.query<string[]>({ ...bind(lock, batchValues(ctx, cursor)), rowMode: "array" });
+  return locked.rows;
+}
+
+/** The `values:<column>` arrays of rows as `lockBatch` returns them. */
+function rowValues(plan: Plan, rows: string[][]): Dynamic {
+  const values: Dynamic = {};
+  plan.order.forEach((c, i) => (values[valuesOf(c)] = rows.map((r) => r[i])));
+  cascadeColumns(plan).forEach((c, i) => (values[valuesOf(c)] = rows.map((r) => r[plan.order.length + i])));
+  return values;
+}
+
+/** No cascade, reference conditions: lock the batch, then change what still qualifies by its references. */
+async function checkedBatch(
+  ctx: BatchContext<RetentionOptions, RetentionState>,
+  statements: NonNullable<RetentionState["checked"]>,
+): Promise<BatchResult> {
+  const { plan } = ctx.state;
+  const cursor = cursorValues(ctx.cursor, plan);
+  const rows = await lockBatch(ctx, statements, cursor);
+  if (rows.length === 0) return { processed: 0, cursor, done: true, ...(ctx.dryRun ? { sample: [] } : {}) };
+  const change = ctx.dryRun ? statements.dryChange : statements.change;
+  const result = await run(ctx, plan.table.display, () =>
+    ctx.client.query<{ processed: number; sample: string[] | null }>(bind(change, { ...runValues(ctx), ...rowValues(plan, rows) })),
+  );
+  const row = result.rows[0]!;
+  return {
+    processed: row.processed,
+    // Rows kept by a reference seen only now are behind the cursor: the next run looks at them again.
+    cursor: rows[rows.length - 1]!.slice(0, plan.order.length),
+    done: rows.length < ctx.batchSize,
+    ...(ctx.dryRun ? { sample: row.sample ?? [] } : {}),
+  };
+}
+
+/**
+ * With cascade: lock the batch, keep what still qualifies by its references (a
+ * fresh snapshot), delete its children in the order listed, then the rows
+ * themselves. The children go only with a parent that goes.
+ */
 async function cascadeBatch(
   ctx: BatchContext<RetentionOptions, RetentionState>,
   statements: NonNullable<RetentionState["cascade"]>,
 ): Promise<BatchResult> {
   const { plan } = ctx.state;
   const cursor = cursorValues(ctx.cursor, plan);
-  const lock = cursor ? statements.next : statements.first;
-  const locked = await ctx.client.query<string[]>({ ...bind(lock, batchValues(ctx, cursor)), rowMode: "array" });
-  const rows = locked.rows;
-  if (rows.length === 0) return { processed: 0, cursor, done: true, ...(ctx.dryRun ? { sample: [] } : {}) };
-
-  const extras = cascadeColumns(plan);
-  const values: Dynamic = {};
-  plan.order.forEach((c, i) => (values[valuesOf(c)] = rows.map((r) => r[i])));
-  extras.forEach((c, i) => (values[valuesOf(c)] = rows.map((r) => r[plan.order.length + i])));
+  const locked = await lockBatch(ctx, statements, cursor);
+  if (locked.length === 0) return { processed: 0, cursor, done: true, ...(ctx.dryRun ? { sample: [] } : {}) };
+  const nextCursor = locked[locked.length - 1]!.slice(0, plan.order.length);
+  const done = locked.length < ctx.batchSize;
+  const rows = statements.recheck
+    ? (
+        await ctx.client.query<string[]>({
+          ...bind(statements.recheck, { ...runValues(ctx), ...rowValues(plan, locked) }),
+          rowMode: "array",
+        })
+      ).rows
+    : locked;
+  if (rows.length === 0) return { processed: 0, cursor: nextCursor, done, ...(ctx.dryRun ? { sample: [] } : {}) };
+  const values = rowValues(plan, rows);
 
   const tables: Record<string, number> = {};
   for (const [i, stmt] of statements.children.entries()) {
@@ -196,18 +267,14 @@ async function cascadeBatch(
     .map((r) => (keyIndexes.length === 1 ? r[keyIndexes[0]!]! : `(${keyIndexes.map((i) => r[i]).join(",")})`));
   return {
     processed,
-    cursor: rows[rows.length - 1]!.slice(0, plan.order.length),
-    done: rows.length < ctx.batchSize,
+    cursor: nextCursor,
+    done,
     tables,
     ...(ctx.dryRun ? { sample } : {}),
   };
 }
 
-/**
- * Run a statement; a foreign key violation becomes an error saying which table
- * still references the rows and how to fix the entry. The core rolls the whole
- * batch back, so nothing is half deleted.
- */
+/** Run a statement; a foreign key violation becomes an error saying which table still references the rows and how to fix the entry. */
 async function run<R extends pg.QueryResultRow>(
   ctx: BatchContext<RetentionOptions, RetentionState>,
   deleting: string,
@@ -216,33 +283,7 @@ async function run<R extends pg.QueryResultRow>(
   try {
     return await query();
   } catch (error) {
-    const pgError = error as { code?: string; constraint?: string; table?: string; schema?: string };
-    if (pgError.code !== "23503") throw error;
-    const referencing =
-      pgError.schema && pgError.table ? `${displayIdent(pgError.schema)}.${displayIdent(pgError.table)}` : "another table";
-    const columns = await constraintColumns(ctx.pool, pgError).catch(() => null);
-    const column = columns?.length === 1 ? columns[0]! : "<its column>";
-    throw new PurgerError(
-      "RUN",
-      `cannot delete rows of ${deleting}: rows of ${referencing} still reference them through foreign key "${pgError.constraint ?? "?"}"` +
-        `${columns ? ` (${columns.join(", ")})` : ""}; the batch was rolled back, nothing was deleted. ` +
-        `Add { table: ${referencing}, column: ${column} } to \`cascade\` (delete them too, listed before the table they reference) ` +
-        `or to \`unlessReferencedBy\` (keep rows still referenced)`,
-      { cause: error, hint: `list ${referencing} under cascade or unlessReferencedBy of this entry` },
-    );
+    if (!isForeignKeyViolation(error)) throw error;
+    throw await foreignKeyError(ctx.pool, ctx.state.plan, deleting, error);
   }
-}
-
-async function constraintColumns(pool: pg.Pool, e: { constraint?: string; table?: string; schema?: string }): Promise<string[] | null> {
-  if (!e.constraint || !e.table || !e.schema) return null;
-  const result = await pool.query<{ columns: string[] }>(
-    `SELECT ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY AS u(num, i)
-                    JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.num ORDER BY u.i) AS columns
-       FROM pg_catalog.pg_constraint k
-       JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE k.conname = $1 AND c.relname = $2 AND n.nspname = $3`,
-    [e.constraint, e.table, e.schema],
-  );
-  return result.rows[0]?.columns ?? null;
 }

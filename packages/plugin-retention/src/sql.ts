@@ -128,16 +128,7 @@ function qualify(plan: Plan, p: Params): string {
     });
     parts.push(differs.length === 1 ? differs[0]! : `(${differs.join(" OR ")})`);
   }
-  plan.referencedBy.forEach((ref, i) => {
-    const r = `r${i}`;
-    const where = [`${col(r, ref.column)} = ${col(T, ref.references)}`, ...conditions(r, ref.where, p)];
-    parts.push(`NOT EXISTS (SELECT 1 FROM ${ref.table.sql} AS ${r} WHERE ${where.join(" AND ")})`);
-  });
-  plan.references.forEach((ref, i) => {
-    const r = `p${i}`;
-    const where = [`${col(r, ref.key)} = ${col(T, ref.column)}`, ...conditions(r, ref.where, p)];
-    parts.push(`NOT EXISTS (SELECT 1 FROM ${ref.table.sql} AS ${r} WHERE ${where.join(" AND ")})`);
-  });
+  parts.push(...referenceConditions(plan, p));
   if (plan.keepLatest) {
     // The count-th newest row (by column, then key) among the rows matching `where`, per group;
     // only rows strictly older than it qualify. No such row (fewer than count) → NULL → nothing qualifies.
@@ -154,6 +145,27 @@ function qualify(plan: Plan, p: Params): string {
     );
   }
   return parts.join("\n    AND ");
+}
+
+/** Whether a row's qualifying depends on other rows (`unlessReferencedBy`, `unlessReferences`). */
+export function hasReferences(plan: Plan): boolean {
+  return plan.referencedBy.length > 0 || plan.references.length > 0;
+}
+
+/** The `NOT EXISTS` conditions of `unlessReferencedBy` and `unlessReferences`, on alias `t`. */
+function referenceConditions(plan: Plan, p: Params): string[] {
+  const parts: string[] = [];
+  plan.referencedBy.forEach((ref, i) => {
+    const r = `r${i}`;
+    const where = [`${col(r, ref.column)} = ${col(T, ref.references)}`, ...conditions(r, ref.where, p)];
+    parts.push(`NOT EXISTS (SELECT 1 FROM ${ref.table.sql} AS ${r} WHERE ${where.join(" AND ")})`);
+  });
+  plan.references.forEach((ref, i) => {
+    const r = `p${i}`;
+    const where = [`${col(r, ref.key)} = ${col(T, ref.column)}`, ...conditions(r, ref.where, p)];
+    parts.push(`NOT EXISTS (SELECT 1 FROM ${ref.table.sql} AS ${r} WHERE ${where.join(" AND ")})`);
+  });
+  return parts;
 }
 
 function row(items: string[]): string {
@@ -199,21 +211,10 @@ export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean)
   const byKey = single
     ? { from: "", where: `${col(T, single)} = ANY (ARRAY(SELECT b.${keyOutputs(plan)[0]} FROM batch AS b))` }
     : { from: "batch AS b", where: plan.keys.map((k, i) => `${col(T, k)} = b.${keyOutputs(plan)[i]}`).join(" AND ") };
-  let change: string;
-  if (plan.action === "delete") {
-    change = `DELETE FROM ${plan.table.sql} AS ${T}${byKey.from ? ` USING ${byKey.from}` : ""} WHERE ${byKey.where} RETURNING 1`;
-  } else {
-    const assignments = plan.set.map((s) => {
-      const value =
-        "now" in s
-          ? `${instantFor(plan, s.column, "startedAt", p)}::${s.column.type.sql}`
-          : s.value === null
-            ? "NULL"
-            : p.value(s.value, s.column.type.sql);
-      return `${s.column.sql} = ${value}`;
-    });
-    change = `UPDATE ${plan.table.sql} AS ${T} SET ${assignments.join(", ")}${byKey.from ? ` FROM ${byKey.from}` : ""} WHERE ${byKey.where} RETURNING 1`;
-  }
+  const change =
+    plan.action === "delete"
+      ? `DELETE FROM ${plan.table.sql} AS ${T}${byKey.from ? ` USING ${byKey.from}` : ""} WHERE ${byKey.where} RETURNING 1`
+      : `UPDATE ${plan.table.sql} AS ${T} SET ${assignments(plan, p)}${byKey.from ? ` FROM ${byKey.from}` : ""} WHERE ${byKey.where} RETURNING 1`;
   const last = plan.order.map((_, i) => `b.o${i}::text`).join(", ");
   const asc = plan.order.map((_, i) => `b.o${i}`).join(", ");
   const desc = plan.order.map((_, i) => `b.o${i} DESC`).join(", ");
@@ -229,6 +230,66 @@ export function buildBatch(plan: Plan, withCursor: boolean, withSample: boolean)
   return statement(text, p);
 }
 
+/** The `SET` list of `action: update`. */
+function assignments(plan: Plan, p: Params): string {
+  return plan.set
+    .map((s) => {
+      const value =
+        "now" in s
+          ? `${instantFor(plan, s.column, "startedAt", p)}::${s.column.type.sql}`
+          : s.value === null
+            ? "NULL"
+            : p.value(s.value, s.column.type.sql);
+      return `${s.column.sql} = ${value}`;
+    })
+    .join(", ");
+}
+
+/** The rows of alias `t` whose key is one of the batch's (the `values:<key>` arrays). */
+function byKeys(plan: Plan, p: Params): string {
+  if (plan.keys.length === 1) {
+    const k = plan.keys[0]!;
+    return `${col(T, k)} = ANY (${p.dynamic(valuesOf(k), `${k.type.sql}[]`)})`;
+  }
+  const arrays = plan.keys.map((k) => p.dynamic(valuesOf(k), `${k.type.sql}[]`));
+  return `(${plan.keys.map((k) => col(T, k)).join(", ")}) IN (SELECT * FROM unnest(${arrays.join(", ")}))`;
+}
+
+/**
+ * Without cascade, with reference conditions: change the locked rows that still
+ * qualify by their references. A second statement has a fresh snapshot (READ
+ * COMMITTED), so a referencing row committed after the lock statement began is
+ * seen here; one inserted later through a foreign key waits for the batch's row
+ * locks and then fails its own check (test/reference-race.test.ts).
+ */
+export function buildCheckedChange(plan: Plan, withSample: boolean): Statement {
+  const p = new Params();
+  const where = [byKeys(plan, p), ...referenceConditions(plan, p)].join("\n    AND ");
+  const returning = plan.order.map((c, i) => `${col(T, c)} AS o${i}`).join(", ");
+  const change =
+    plan.action === "delete"
+      ? `DELETE FROM ${plan.table.sql} AS ${T}\n  WHERE ${where}\n  RETURNING ${returning}`
+      : `UPDATE ${plan.table.sql} AS ${T} SET ${assignments(plan, p)}\n  WHERE ${where}\n  RETURNING ${returning}`;
+  const asc = plan.order.map((_, i) => `b.o${i}`).join(", ");
+  const sample = withSample
+    ? `(SELECT array_agg(s.k) FROM (SELECT ${keyText(plan, "b")} AS k FROM changed AS b ORDER BY ${asc} LIMIT ${SAMPLE_SIZE}) AS s)`
+    : "NULL::text[]";
+  const text = `WITH changed AS (\n  ${change}\n)\nSELECT (SELECT count(*) FROM changed)::int4 AS processed, ${sample} AS sample`;
+  return statement(text, p);
+}
+
+/** With cascade and reference conditions: the locked rows that still qualify by their references (fresh snapshot), as the lock returned them. */
+export function buildRecheck(plan: Plan): Statement {
+  const p = new Params();
+  const columns = [
+    ...plan.order.map((c, i) => `${col(T, c)}::text AS o${i}`),
+    ...cascadeColumns(plan).map((c, i) => `${col(T, c)}::text AS x${i}`),
+  ];
+  const where = [byKeys(plan, p), ...referenceConditions(plan, p)].join("\n    AND ");
+  const text = `SELECT ${columns.join(", ")}\n  FROM ${plan.table.sql} AS ${T}\n  WHERE ${where}\n  ORDER BY ${plan.order.map((c) => col(T, c)).join(", ")}`;
+  return statement(text, p);
+}
+
 function keyText(plan: Plan, alias: string): string {
   const outs = keyOutputs(plan).map((o) => `${alias}.${o}`);
   return outs.length === 1 ? `${outs[0]}::text` : `ROW(${outs.join(", ")})::text`;
@@ -241,7 +302,7 @@ export function cascadeColumns(plan: Plan): ColumnInfo[] {
   return [...needed];
 }
 
-/** With `cascade`: lock the batch and return its order columns (and referenced columns) as text. */
+/** Lock the batch (with `cascade`, or with reference conditions) and return its order columns (and the columns cascade entries reference) as text. */
 export function buildLock(plan: Plan, withCursor: boolean): Statement {
   const p = new Params();
   return statement(selectBatch(plan, p, withCursor, cascadeColumns(plan), true), p);
@@ -271,15 +332,7 @@ export function buildCascadeDeletes(plan: Plan): Statement[] {
 /** With `cascade`: delete the locked batch of the entry's table by key, after its children. */
 export function buildDeleteByKeys(plan: Plan): Statement {
   const p = new Params();
-  let where: string;
-  if (plan.keys.length === 1) {
-    const k = plan.keys[0]!;
-    where = `${col(T, k)} = ANY (${p.dynamic(valuesOf(k), `${k.type.sql}[]`)})`;
-  } else {
-    const arrays = plan.keys.map((k) => p.dynamic(valuesOf(k), `${k.type.sql}[]`));
-    where = `(${plan.keys.map((k) => col(T, k)).join(", ")}) IN (SELECT * FROM unnest(${arrays.join(", ")}))`;
-  }
-  return statement(`DELETE FROM ${plan.table.sql} AS ${T} WHERE ${where}`, p);
+  return statement(`DELETE FROM ${plan.table.sql} AS ${T} WHERE ${byKeys(plan, p)}`, p);
 }
 
 /** Exact count of qualifying rows, capped at `$limit` (NULL: no cap) — for guards and estimates. */
