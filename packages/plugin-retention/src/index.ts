@@ -16,6 +16,7 @@ import {
   buildCascadeDeletes,
   buildCheckedChange,
   buildCount,
+  buildGuardCount,
   buildCountAll,
   buildDeleteByKeys,
   buildExplainCount,
@@ -44,7 +45,10 @@ export interface RetentionState {
   cascade: { first: Statement; next: Statement; recheck: Statement | null; children: Statement[]; parents: Statement } | null;
   /** No cascade, reference conditions: lock, then change the locked rows still qualifying by them (a fresh snapshot). */
   checked: { first: Statement; next: Statement; change: Statement; dryChange: Statement } | null;
+  /** The qualifying rows (progress). */
   count: Statement;
+  /** The qualifying rows and their cascade children: what a run deletes (guards). */
+  guardCount: Statement;
   explainCount: Statement;
   countAll: Statement;
 }
@@ -88,6 +92,7 @@ export default definePlugin<RetentionOptions, RetentionState>({
               dryChange: buildCheckedChange(plan, true),
             },
       count: buildCount(plan),
+      guardCount: buildGuardCount(plan),
       explainCount: buildExplainCount(plan),
       countAll: buildCountAll(plan),
     };
@@ -118,7 +123,7 @@ export default definePlugin<RetentionOptions, RetentionState>({
   },
 
   async count(ctx, limit) {
-    return countQualifying(ctx, limit);
+    return countQualifying(ctx, limit, ctx.state.guardCount);
   },
 
   async countAll(ctx) {
@@ -142,9 +147,13 @@ function runValues(ctx: RunContext<RetentionOptions, RetentionState>): Dynamic {
   return { cutoff: cutoffValue(plan.format, plan.clock, ctx.cutoff), startedAt: ctx.startedAt.toISOString() };
 }
 
-async function countQualifying(ctx: RunContext<RetentionOptions, RetentionState>, limit: number): Promise<number> {
+async function countQualifying(
+  ctx: RunContext<RetentionOptions, RetentionState>,
+  limit: number,
+  stmt: Statement = ctx.state.count,
+): Promise<number> {
   const values = { ...runValues(ctx), limit: Number.isFinite(limit) ? limit : null };
-  const result = await ctx.pool.query<{ n: string }>(bind(ctx.state.count, values));
+  const result = await ctx.pool.query<{ n: string }>(bind(stmt, values));
   return Number(result.rows[0]?.n ?? 0);
 }
 

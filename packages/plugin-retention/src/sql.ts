@@ -342,13 +342,49 @@ export function buildCount(plan: Plan): Statement {
   return statement(text, p);
 }
 
+/**
+ * What a run would delete, for the guards: the qualifying rows and every row
+ * `cascade` deletes with them (grandchildren too), capped at `$limit` (NULL: no
+ * cap). The qualifying rows are capped first: past the cap the guard stops the
+ * run whatever their children.
+ */
+export function buildGuardCount(plan: Plan): Statement {
+  if (plan.cascade.length === 0) return buildCount(plan);
+  const p = new Params();
+  const limit = p.dynamic("limit", INT8);
+  const referenced = [...new Set(plan.cascade.filter((c) => c.parent === null).map((c) => c.references))];
+  const columns = referenced.length > 0 ? referenced.map((c, i) => `${col(T, c)} AS r${i}`).join(", ") : "1";
+  const attached = (index: number, alias: string, depth: number): string => {
+    const e = plan.cascade[index]!;
+    if (e.parent === null) return `${col(alias, e.column)} IN (SELECT q.r${referenced.indexOf(e.references)} FROM q)`;
+    const parent = plan.cascade[e.parent]!;
+    const pa = `c${depth + 1}`;
+    return `${col(alias, e.column)} IN (SELECT ${col(pa, e.references)} FROM ${parent.table.sql} AS ${pa} WHERE ${attached(e.parent, pa, depth + 1)})`;
+  };
+  const children = plan.cascade.map(
+    (entry, i) => `(SELECT count(*) FROM (SELECT 1 FROM ${entry.table.sql} AS c0 WHERE ${attached(i, "c0", 0)} LIMIT ${limit}) AS s)`,
+  );
+  const total = ["(SELECT count(*) FROM q)", ...children].join("\n     + ");
+  const text =
+    `WITH q AS (SELECT ${columns} FROM ${plan.table.sql} AS ${T}\n  WHERE ${qualify(plan, p)}\n  LIMIT ${limit})\n` +
+    // LEAST ignores a NULL (no cap).
+    `SELECT LEAST(${total}, ${limit})::int8 AS n`;
+  return statement(text, p);
+}
+
 /** The planner's row estimate of the qualifying rows (EXPLAIN, nothing runs). */
 export function buildExplainCount(plan: Plan): Statement {
   const p = new Params();
   return statement(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${plan.table.sql} AS ${T}\n  WHERE ${qualify(plan, p)}`, p);
 }
 
-/** Exact count of every row of the table (guard `maxFraction`). */
+/**
+ * Exact count of every row the entry could delete (guard `maxFraction`): the
+ * table's, and with `cascade` each cascade table's — the same kind of rows the
+ * guard count includes, so the fraction compares like with like.
+ */
 export function buildCountAll(plan: Plan): Statement {
-  return statement(`SELECT count(*)::int8 AS n FROM ${plan.table.sql}`, new Params());
+  const tables = [...new Map([plan.table, ...plan.cascade.map((c) => c.table)].map((t) => [t.oid, t])).values()];
+  const counts = tables.map((t) => `(SELECT count(*) FROM ${t.sql})`);
+  return statement(`SELECT (${counts.join(" + ")})::int8 AS n`, new Params());
 }

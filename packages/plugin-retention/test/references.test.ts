@@ -110,6 +110,25 @@ describe("cascade", () => {
     await pool.query(`DROP TABLE token_uses`);
   });
 
+  it("guard.maxRows counts the cascade children too: 2 rows qualify, with their children 12", async () => {
+    const pool = db.pool();
+    const before = await snapshot();
+    const guarded = await run(pool, options, { retention: "30d", guard: { maxRows: 11 } });
+    expect(guarded).toMatchObject({ status: "guarded", processed: 0 });
+    expect(guarded.guard).toBe("guard.maxRows: more than 11 items qualify (counted 12, stopped counting at 12); nothing was changed");
+    expect(await snapshot()).toEqual(before);
+    const dry = await run(pool, options, { retention: "30d", guard: { maxRows: 12 }, dryRun: true });
+    expect(dry).toMatchObject({ status: "succeeded", processed: 2 });
+    // maxFraction compares them with every row of the table and its cascade tables: 12 of 4 + 6 + 7 + 5.
+    const byFraction = await run(pool, options, { retention: "30d", guard: { maxFraction: 0.5 }, dryRun: true });
+    expect(byFraction.guard).toBe(
+      "guard.maxFraction: at least 12 of 22 items (54.5%) qualify, more than the limit of 50.0%; nothing was changed",
+    );
+    expect(await run(pool, options, { retention: "30d", guard: { maxFraction: 0.6 }, dryRun: true })).toMatchObject({
+      status: "succeeded",
+    });
+  });
+
   it("deletes children (two levels) first in the order listed, counted per table; the dry run counts the same", async () => {
     const pool = db.pool();
     const before = await snapshot();
