@@ -6,6 +6,7 @@
 import { definePlugin, type BatchContext, type BatchResult, type Cursor, type RunContext } from "@purger/core";
 import type pg from "pg";
 import { checkEntry } from "./check.js";
+import { checkClockFormat, describeSample, type ClockSample } from "./clock-sample.js";
 import { cutoffValue } from "./cutoff.js";
 import { foreignKeyError, isForeignKeyViolation } from "./foreign-key-error.js";
 import { optionsSchema, type RetentionOptions } from "./options.js";
@@ -36,6 +37,8 @@ export { optionsSchema } from "./options.js";
 /** What `prepare` resolves once per run: the plan and every statement's text. */
 export interface RetentionState {
   plan: Plan;
+  /** What the format check read of the clock (null for `columnFormat: timestamp`). */
+  clockSample: ClockSample | null;
   /** The batch statement (no cascade): first batch, then after a cursor; the dry-run variants also sample keys. */
   batch: { first: Statement; next: Statement; dryFirst: Statement; dryNext: Statement };
   /**
@@ -64,8 +67,11 @@ export default definePlugin<RetentionOptions, RetentionState>({
 
   async prepare(ctx) {
     const plan = await resolvePlan(ctx.pool, ctx.options, ctx.entry.id);
+    // Before any batch (and in doctor): a format the clock's values do not fit would delete rows that are not old.
+    const clockSample = await checkClockFormat(ctx.pool, plan, `entry "${ctx.entry.id}", options.columnFormat`);
     const state: RetentionState = {
       plan,
+      clockSample,
       batch: {
         first: buildBatch(plan, false, false),
         next: buildBatch(plan, true, false),
@@ -132,7 +138,9 @@ export default definePlugin<RetentionOptions, RetentionState>({
   },
 
   async check(ctx) {
-    return checkEntry(ctx.pool, ctx.state.plan);
+    const { plan, clockSample } = ctx.state;
+    const found = await checkEntry(ctx.pool, plan);
+    return clockSample ? [{ level: "ok", message: describeSample(plan, clockSample) }, ...found] : found;
   },
 
   describe(options) {

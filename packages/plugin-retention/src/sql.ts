@@ -372,6 +372,20 @@ export function buildGuardCount(plan: Plan): Statement {
   return statement(text, p);
 }
 
+/** How many of the oldest, and of the newest, clock values `buildClockSample` reads. */
+export const CLOCK_SAMPLE_SIZE = 20;
+
+/** The oldest and the newest non-NULL clock values (as text) among the rows matching `where`: what the format check reads. */
+export function buildClockSample(plan: Plan): Statement {
+  const p = new Params();
+  const side = (direction: string) => {
+    const where = [`${col(T, plan.clock)} IS NOT NULL`, ...conditions(T, plan.where, p)].join(" AND ");
+    return `(SELECT ${col(T, plan.clock)} AS c FROM ${plan.table.sql} AS ${T} WHERE ${where} ORDER BY ${col(T, plan.clock)} ${direction} LIMIT ${CLOCK_SAMPLE_SIZE})`;
+  };
+  // A small table yields the same values from both ends: each once, oldest first.
+  return statement(`SELECT DISTINCT s.c, s.c::text AS v FROM (${side("ASC")}\n  UNION ALL\n  ${side("DESC")}) AS s ORDER BY s.c`, p);
+}
+
 /** The planner's row estimate of the qualifying rows (EXPLAIN, nothing runs). */
 export function buildExplainCount(plan: Plan): Statement {
   const p = new Params();
