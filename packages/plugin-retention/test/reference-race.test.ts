@@ -112,4 +112,19 @@ describe("the foreign key error of a table already in unlessReferencedBy", () =>
     );
     expect(await ids(pool, "owners")).toEqual([1, 2]);
   });
+
+  it("names the column to add when the foreign key is on another column of the listed table", async () => {
+    const pool = db.pool();
+    await pool.query(`
+      CREATE TABLE keepers (id int PRIMARY KEY, left_at timestamptz);
+      CREATE TABLE zoo_animals (id int PRIMARY KEY, keeper_id int, former_keeper_id int REFERENCES keepers);`);
+    await pool.query(`INSERT INTO keepers VALUES (1, $1)`, [OLD]);
+    await pool.query(`INSERT INTO zoo_animals VALUES (10, NULL, 1)`);
+    const options = { table: "keepers", column: "left_at", unlessReferencedBy: [{ table: "zoo_animals", column: "keeper_id" }] };
+    const result = await run(pool, options, { retention: "30d" });
+    expect(result.error).toMatchInlineSnapshot(
+      `"cannot delete rows of public.keepers: rows of public.zoo_animals still reference them through foreign key "zoo_animals_former_keeper_id_fkey" (former_keeper_id); the batch was rolled back, nothing was deleted. public.zoo_animals is in unlessReferencedBy[0] by keeper_id, but this foreign key is on (former_keeper_id): add { table: public.zoo_animals, column: former_keeper_id } to \`unlessReferencedBy\` too"`,
+    );
+    expect(await ids(pool, "keepers")).toEqual([1]);
+  });
 });
