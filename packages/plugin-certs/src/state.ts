@@ -70,7 +70,7 @@ async function loadCertificates(ctx: PluginContext<CertsOptions>): Promise<Certi
   const table = await loadTable(ctx.pool, o.table, "certificates.table");
   const target: CertificatesTarget = {
     table,
-    key: keyColumn(table, o.key, "certificates"),
+    key: await keyColumn(ctx.pool, table, o.key, "certificates"),
     serial: requireColumn(table, o.serial, "certificates.serial"),
     notAfter: requireColumn(table, o.notAfter, "certificates.notAfter"),
     status: requireColumn(table, o.status, "certificates.status"),
@@ -85,7 +85,7 @@ async function loadCredentials(ctx: PluginContext<CertsOptions>): Promise<Creden
   const table = await loadTable(ctx.pool, o.table, "credentials.table");
   const target: CredentialsTarget = {
     table,
-    key: keyColumn(table, o.key, "credentials"),
+    key: await keyColumn(ctx.pool, table, o.key, "credentials"),
     references: o.certificates.map((name, i) => requireColumn(table, name, `credentials.certificates[${i}]`)),
     status: requireColumn(table, o.status, "credentials.status"),
     expiresAt: o.expiresAt === undefined ? null : requireColumn(table, o.expiresAt, "credentials.expiresAt"),
