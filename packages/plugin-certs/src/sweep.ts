@@ -146,15 +146,23 @@ export class Params {
   }
 }
 
-/** `alias.column < now` in the column's own kind of time (`now` is bound as ISO text). */
-export function before(alias: string, column: ColumnInfo, now: string): string {
-  return `${alias}.${column.sql} < ${now}::text::${column.baseType === "date" ? "date" : "timestamptz"}`;
+/**
+ * `alias.column < now` in the column's own kind of time (`now` is bound as ISO
+ * text). A `timestamp` or `date` holds wall-clock time in the entry's zone, so
+ * `now` is converted to it rather than the column to an instant: the session's
+ * TimeZone plays no part, and an index on the column still serves.
+ */
+export function before(state: CertsState, alias: string, column: ColumnInfo, now: string, params: Params): string {
+  const instant = `${now}::text::timestamptz`;
+  if (column.baseType === "timestamptz") return `${alias}.${column.sql} < ${instant}`;
+  const wall = `(${instant} AT TIME ZONE ${params.add(state.timeZone)}::text)`;
+  return `${alias}.${column.sql} < ${column.baseType === "date" ? `${wall}::date` : wall}`;
 }
 
 /** Certificates that phase 1 expires (alias `c`). */
 export function toExpire(state: CertsState, params: Params, now: string): string {
   const c = state.certificates;
-  return `c.${c.status.sql} = ${params.add(state.statuses.active)} AND ${before("c", c.notAfter, now)}`;
+  return `c.${c.status.sql} = ${params.add(state.statuses.active)} AND ${before(state, "c", c.notAfter, now, params)}`;
 }
 
 /** Certificates that phase 2 revokes (alias `c`). */
@@ -170,7 +178,7 @@ export function toExpireCredential(state: CertsState, params: Params, now: strin
   const dead = `c.${c.status.sql} IN (${params.add(state.statuses.expired)}, ${params.add(state.statuses.revoked)})`;
   const references = cr.references.map((r) => `cr.${r.sql}`).join(", ");
   const certificateGone = `EXISTS (SELECT 1 FROM ${c.table.sql} c WHERE c.${c.key.sql} IN (${references}) AND (${dead} OR (${toExpire(state, params, now)}) OR (${toRevoke(state, params)})))`;
-  const own = cr.expiresAt ? `${before("cr", cr.expiresAt, now)} OR ` : "";
+  const own = cr.expiresAt ? `${before(state, "cr", cr.expiresAt, now, params)} OR ` : "";
   return `cr.${cr.status.sql} = ${params.add(state.credentialStatuses.active)} AND (${own}${certificateGone})`;
 }
 
