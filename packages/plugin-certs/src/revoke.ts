@@ -1,14 +1,34 @@
 /**
- * Revoking one certificate, the rule every path shares (the `revoke` and
- * `credential` bin handlers, the sweep's pending revocations): on a row locked
- * `FOR UPDATE` in the caller's transaction, a known serial is revoked now
- * (revoker, then `revoked`, in that transaction); an unknown serial marks the
- * row `revoking` for the sweep; a revoked row is left alone.
+ * Revoking one certificate, the rules every path shares. The bin handlers
+ * (`revoke`, `credential`) apply `revokeLocked` to a row they locked `FOR
+ * UPDATE`: a known serial is revoked now (revoker, then `revoked`, in that
+ * transaction); an unknown serial marks the row `revoking` for the sweep; a
+ * revoked row is left alone. The sweep applies `revokePendingRow` to a
+ * `revoking` row it read without a lock: the revoker is called with no row
+ * locked (an `external` one with no transaction open at all), and a short
+ * transaction marks it `revoked` only if it is still `revoking` with that serial.
  */
 import type { Logger } from "@purger/core";
 import type pg from "pg";
 import { idempotencyKey } from "./revoker.js";
 import type { CertsState } from "./state.js";
+
+/**
+ * How long a transaction of this plugin waits for a lock (a row, a revocation's
+ * unique index entry, an advisory lock) before it fails and is retried later,
+ * rather than queue behind a transaction that may hold it for minutes.
+ */
+export const LOCK_TIMEOUT = "5s";
+
+/** Limit the lock waits of the caller's transaction to `LOCK_TIMEOUT`. */
+export async function limitLockWait(client: pg.ClientBase): Promise<void> {
+  await client.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+}
+
+/** Whether PostgreSQL gave up waiting for a lock (`lock_timeout`, or `NOWAIT`). */
+export function isLockTimeout(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === "55P03";
+}
 
 /** What revoking a certificate did: revoked now, deferred (`revoking`), or nothing (already so). */
 export type RevokeOutcome = "revoked" | "deferred" | "unchanged";
@@ -87,6 +107,76 @@ export async function revokeLocked(input: RevokeLockedInput): Promise<RevokeOutc
     log: input.log,
   });
   await client.query(`UPDATE ${c.table.sql} SET ${c.status.sql} = $2 WHERE ${c.key.sql} = $1`, [row.id, statuses.revoked]);
+  input.log.info({ event: "certs:revoke:done", certificate: row.id, serial: row.serial, reason }, "certificate revoked");
+  return "revoked";
+}
+
+export interface RevokePendingInput {
+  pool: pg.Pool;
+  state: CertsState;
+  /** A `revoking` row with a serial, as read (unlocked) by the sweep. */
+  row: CertificateRow & { serial: string };
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * Revoke a pending certificate without holding its row while the revoker
+ * works: `revoked` when this call settled it, `skipped` when another
+ * transaction holds the row or settled it meanwhile (an `external` revoker may
+ * then have been called twice for the serial: delivery is at least once).
+ */
+export async function revokePendingRow(input: RevokePendingInput): Promise<"revoked" | "skipped"> {
+  const { state, row } = input;
+  const { statuses } = state;
+  const c = state.certificates;
+  const reason = row.reason ?? DEFAULT_REASON;
+  const still = `${c.key.sql} = $1 AND ${c.status.sql} = $2 AND NULLIF(${c.serial.sql}::text, '') = $3`;
+  const client = await input.pool.connect();
+  let healthy = true;
+  try {
+    const request = {
+      serial: row.serial,
+      reason,
+      idempotencyKey: idempotencyKey(row.serial),
+      certificateId: row.id,
+      client,
+      signal: input.signal,
+      log: input.log,
+    };
+    if (state.revoker.external) await state.revoker.revoke(request);
+    await client.query("BEGIN");
+    try {
+      await limitLockWait(client);
+      if (!state.revoker.external) {
+        const { rowCount } = await client.query(`SELECT 1 FROM ${c.table.sql} WHERE ${still} FOR UPDATE SKIP LOCKED`, [
+          row.id,
+          statuses.revoking,
+          row.serial,
+        ]);
+        if (!rowCount) {
+          await client.query("ROLLBACK");
+          return "skipped";
+        }
+        await state.revoker.revoke(request);
+      }
+      const { rowCount } = await client.query(`UPDATE ${c.table.sql} SET ${c.status.sql} = $4 WHERE ${still}`, [
+        row.id,
+        statuses.revoking,
+        row.serial,
+        statuses.revoked,
+      ]);
+      await client.query("COMMIT");
+      if (!rowCount) return "skipped";
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {
+        healthy = false;
+      });
+      throw error;
+    }
+  } finally {
+    client.release(!healthy);
+  }
   input.log.info({ event: "certs:revoke:done", certificate: row.id, serial: row.serial, reason }, "certificate revoked");
   return "revoked";
 }
