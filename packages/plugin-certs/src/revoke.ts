@@ -33,6 +33,9 @@ export function isLockTimeout(error: unknown): boolean {
 /** What revoking a certificate did: revoked now, deferred (`revoking`), or nothing (already so). */
 export type RevokeOutcome = "revoked" | "deferred" | "unchanged";
 
+/** `revokeLocked`'s answer: an outcome, or `call` — an external revoker is to be called once the transaction has ended. */
+export type LockedOutcome = RevokeOutcome | "call";
+
 export interface CertificateRow {
   id: string;
   /** The serial as text, null while unknown (NULL or empty). */
@@ -73,8 +76,12 @@ export interface RevokeLockedInput {
   log: Logger;
 }
 
-/** Apply the revocation rule to a row the caller has locked. */
-export async function revokeLocked(input: RevokeLockedInput): Promise<RevokeOutcome> {
+/**
+ * Apply the revocation rule to a row the caller has locked. With an `external`
+ * revoker and a known serial nothing is changed: the caller commits, then
+ * `revokeExternally`, so no lock is held while the other system answers.
+ */
+export async function revokeLocked(input: RevokeLockedInput): Promise<LockedOutcome> {
   const { client, state, row } = input;
   const { statuses } = state;
   const c = state.certificates;
@@ -96,6 +103,7 @@ export async function revokeLocked(input: RevokeLockedInput): Promise<RevokeOutc
     return "deferred";
   }
 
+  if (state.revoker.external) return "call";
   const reason = input.reason ?? row.reason ?? DEFAULT_REASON;
   await state.revoker.revoke({
     serial: row.serial,
@@ -128,46 +136,98 @@ export interface RevokePendingInput {
  */
 export async function revokePendingRow(input: RevokePendingInput): Promise<"revoked" | "skipped"> {
   const { state, row } = input;
-  const { statuses } = state;
   const c = state.certificates;
   const reason = row.reason ?? DEFAULT_REASON;
-  const still = `${c.key.sql} = $1 AND ${c.status.sql} = $2 AND NULLIF(${c.serial.sql}::text, '') = $3`;
+  if (state.revoker.external) {
+    const done = await revokeExternally({ ...input, reason, from: state.statuses.revoking });
+    return done ? "revoked" : "skipped";
+  }
+  const done = await shortTransaction(input.pool, async (client) => {
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM ${c.table.sql} WHERE ${c.key.sql} = $1 AND ${c.status.sql} = $2 AND NULLIF(${c.serial.sql}::text, '') = $3
+        FOR UPDATE SKIP LOCKED`,
+      [row.id, state.statuses.revoking, row.serial],
+    );
+    if (!rowCount) return false;
+    await state.revoker.revoke(revokeRequest(input, reason, client));
+    return markRevoked(client, state, row, state.statuses.revoking);
+  });
+  if (done) logRevoked(input.log, row, reason);
+  return done ? "revoked" : "skipped";
+}
+
+export interface RevokeExternallyInput {
+  pool: pg.Pool;
+  state: CertsState;
+  row: CertificateRow & { serial: string };
+  reason: string;
+  /** Mark it revoked only from this status (the sweep: `revoking`); null: from any status but revoked. */
+  from: string | null;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * Call an `external` revoker with no transaction open and no row locked, then
+ * mark the certificate `revoked` in a short transaction, if it still has that
+ * serial (and the `from` status). False when someone else settled it meanwhile.
+ */
+export async function revokeExternally(input: RevokeExternallyInput): Promise<boolean> {
   const client = await input.pool.connect();
+  try {
+    await input.state.revoker.revoke(revokeRequest(input, input.reason, client));
+  } finally {
+    client.release();
+  }
+  const done = await shortTransaction(input.pool, (tx) => markRevoked(tx, input.state, input.row, input.from));
+  if (done) logRevoked(input.log, input.row, input.reason);
+  return done;
+}
+
+function revokeRequest(
+  input: { row: CertificateRow & { serial: string }; signal: AbortSignal; log: Logger },
+  reason: string,
+  client: pg.ClientBase,
+) {
+  return {
+    serial: input.row.serial,
+    reason,
+    idempotencyKey: idempotencyKey(input.row.serial),
+    certificateId: input.row.id,
+    client,
+    signal: input.signal,
+    log: input.log,
+  };
+}
+
+async function markRevoked(
+  client: pg.ClientBase,
+  state: CertsState,
+  row: CertificateRow & { serial: string },
+  from: string | null,
+): Promise<boolean> {
+  const c = state.certificates;
+  const { rowCount } = await client.query(
+    `UPDATE ${c.table.sql} SET ${c.status.sql} = $3
+      WHERE ${c.key.sql} = $1 AND NULLIF(${c.serial.sql}::text, '') = $2 AND ${
+        from === null ? `${c.status.sql} IS DISTINCT FROM $3` : `${c.status.sql} = $4`
+      }`,
+    [row.id, row.serial, state.statuses.revoked, ...(from === null ? [] : [from])],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** One transaction on its own connection, its lock waits limited; committed when `fn` resolves. */
+async function shortTransaction<T>(pool: pg.Pool, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
   let healthy = true;
   try {
-    const request = {
-      serial: row.serial,
-      reason,
-      idempotencyKey: idempotencyKey(row.serial),
-      certificateId: row.id,
-      client,
-      signal: input.signal,
-      log: input.log,
-    };
-    if (state.revoker.external) await state.revoker.revoke(request);
     await client.query("BEGIN");
     try {
       await limitLockWait(client);
-      if (!state.revoker.external) {
-        const { rowCount } = await client.query(`SELECT 1 FROM ${c.table.sql} WHERE ${still} FOR UPDATE SKIP LOCKED`, [
-          row.id,
-          statuses.revoking,
-          row.serial,
-        ]);
-        if (!rowCount) {
-          await client.query("ROLLBACK");
-          return "skipped";
-        }
-        await state.revoker.revoke(request);
-      }
-      const { rowCount } = await client.query(`UPDATE ${c.table.sql} SET ${c.status.sql} = $4 WHERE ${still}`, [
-        row.id,
-        statuses.revoking,
-        row.serial,
-        statuses.revoked,
-      ]);
+      const result = await fn(client);
       await client.query("COMMIT");
-      if (!rowCount) return "skipped";
+      return result;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {
         healthy = false;
@@ -177,6 +237,8 @@ export async function revokePendingRow(input: RevokePendingInput): Promise<"revo
   } finally {
     client.release(!healthy);
   }
-  input.log.info({ event: "certs:revoke:done", certificate: row.id, serial: row.serial, reason }, "certificate revoked");
-  return "revoked";
+}
+
+function logRevoked(log: Logger, row: CertificateRow, reason: string): void {
+  log.info({ event: "certs:revoke:done", certificate: row.id, serial: row.serial, reason }, "certificate revoked");
 }

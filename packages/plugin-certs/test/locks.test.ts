@@ -130,3 +130,42 @@ describe("bin handlers and a row another transaction holds", () => {
     expect(await statuses(db.pool, fleet, "credentials")).toEqual({ 101: "active" });
   });
 });
+
+describe("bin handlers and a webhook that does not answer", () => {
+  it.each([
+    ["revoke", 1],
+    ["credential", 101],
+  ])("%s holds no row lock during the call: the certificate and credential lock NOWAIT while it hangs", async (handler, id) => {
+    const fleet = await createFleet(db.pool);
+    await addCertificates(db.pool, fleet, [
+      [1, "hang", 24],
+      [2, null, 24],
+    ]);
+    await db.pool.query(`INSERT INTO ${fleet.t("credentials")} (id, robot_certificate_id, ca_certificate_id) VALUES (101, 1, 2)`);
+    hook.requests.length = 0;
+    hook.answer = () => ({ status: 204, hang: true });
+    const options = fleetOptions(fleet, { webhook: { url: hook.url, attempts: 1, timeout: "10m" } });
+    const run = runBin(certs, { pool: db.pool, id: fleet.schema, options, maxAttempts: 1, items: [{ handler, payload: { id } }] });
+
+    await hook.hanging();
+    expect(await lockNowait(fleet)).toEqual([1, 2]);
+    const client = await db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query(`SELECT id FROM ${fleet.t("credentials")} FOR UPDATE NOWAIT`);
+      expect(rows).toHaveLength(1);
+    } finally {
+      await client.query("ROLLBACK");
+      client.release();
+    }
+    hook.release();
+
+    const [item] = await run;
+    expect(item).toMatchObject({ status: "done", lastError: null });
+    expect(await statuses(db.pool, fleet, "certificates")).toEqual(
+      handler === "revoke" ? { 1: "revoked", 2: "active" } : { 1: "revoked", 2: "revoking" },
+    );
+    expect(await statuses(db.pool, fleet, "credentials")).toEqual({ 101: handler === "revoke" ? "active" : "revoked" });
+    expect(hook.requests.map((r) => r.body)).toEqual([{ serial: "hang", reason: "unspecified" }]);
+  });
+});
