@@ -2,11 +2,13 @@
  * Revoking one certificate, the rules every path shares. The bin handlers
  * (`revoke`, `credential`) apply `revokeLocked` to a row they locked `FOR
  * UPDATE`: a known serial is revoked now (revoker, then `revoked`, in that
- * transaction); an unknown serial marks the row `revoking` for the sweep; a
- * revoked row is left alone. The sweep applies `revokePendingRow` to a
- * `revoking` row it read without a lock: the revoker is called with no row
- * locked (an `external` one with no transaction open at all), and a short
- * transaction marks it `revoked` only if it is still `revoking` with that serial.
+ * transaction) — or, for an `external` revoker, by `revokeExternally` once
+ * that transaction has ended; an unknown serial marks the row `revoking` for
+ * the sweep; a revoked row is left alone. The sweep applies
+ * `revokePendingRow` to a `revoking` row it read without a lock: an external
+ * revoker is called with no transaction open and no row locked, any other in
+ * a short transaction holding just that row; either way the row is marked
+ * `revoked` only if it is still `revoking` with that serial.
  */
 import type { Logger } from "@purger/core";
 import type pg from "pg";

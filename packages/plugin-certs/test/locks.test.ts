@@ -99,6 +99,24 @@ describe("the sweep and a webhook that does not answer", () => {
   );
 });
 
+describe("the sweep interrupted during a call", () => {
+  it("aborts the call on shutdown and leaves the certificate revoking; the next run revokes it", async () => {
+    const fleet = await fleetWithHangingSerial();
+    const options = fleetOptions(fleet, { webhook: { url: hook.url, attempts: 3, timeout: "10m" } });
+    const stop = new AbortController();
+    const run = runPlugin(certs, { pool: db.pool, id: fleet.schema, options, signal: stop.signal });
+    await hook.hanging();
+    stop.abort();
+    expect(await run).toMatchObject({ status: "interrupted", error: "interrupted" });
+    expect(await statuses(db.pool, fleet, "certificates")).toEqual({ 1: "revoking", 2: "revoking", 3: "expired", 4: "revoking" });
+
+    hook.answer = () => ({ status: 204 });
+    const again = await runPlugin(certs, { pool: db.pool, id: fleet.schema, options });
+    expect(again).toMatchObject({ status: "succeeded", tables: { certificates_revoked: 3 } });
+    expect(await statuses(db.pool, fleet, "certificates")).toEqual({ 1: "revoked", 2: "revoked", 3: "expired", 4: "revoked" });
+  });
+});
+
 describe("bin handlers and a row another transaction holds", () => {
   it.each([
     ["revoke", 1],
