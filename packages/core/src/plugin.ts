@@ -58,6 +58,11 @@ export interface BatchContext<O, S> extends RunContext<O, S> {
   client: pg.ClientBase;
   /** Where the previous batch stopped; null on the first batch of a run. */
   cursor: Cursor | null;
+  /**
+   * When the slice's time (the entry's `timeout`) is up. A batch that waits on
+   * another system stops its calls here and returns, rather than overrun it.
+   */
+  deadline?: Date;
 }
 
 export interface BatchResult {

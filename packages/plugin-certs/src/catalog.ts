@@ -3,7 +3,7 @@
  * bound as parameters in every lookup; they become SQL text only later,
  * quoted with `quoteIdent`, once the catalog has confirmed them.
  */
-import { parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
+import { assertUniqueKey, parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
 import type pg from "pg";
 
 export type Queryable = pg.Pool | pg.ClientBase;
@@ -37,6 +37,9 @@ export interface TableInfo {
   sql: string;
   /** `schema.name` for messages. */
   display: string;
+  /** As the catalog names it, unquoted. */
+  schema: string;
+  name: string;
   columns: Map<string, ColumnInfo>;
   indexes: IndexInfo[];
   primaryKey: ColumnInfo[] | null;
@@ -113,6 +116,8 @@ export async function loadTable(db: Queryable, text: string, what: string): Prom
     oid: found.oid,
     sql: `${quoteIdent(found.schema)}.${quoteIdent(found.name)}`,
     display: `${found.schema}.${found.name}`,
+    schema: found.schema,
+    name: found.name,
     columns: byName,
     indexes: indexes.rows.map((i) => ({ name: i.name, columns: i.columns, unique: i.unique, partial: i.partial, valid: i.valid })),
     primaryKey,
@@ -132,13 +137,21 @@ export function requireColumn(table: TableInfo, name: string, what: string): Col
   return column;
 }
 
-/** The `key` option's column, else the single-column primary key. */
-export function keyColumn(table: TableInfo, key: string | undefined, what: string): ColumnInfo {
-  if (key !== undefined) return requireColumn(table, key, `${what}.key`);
+/**
+ * The `key` option's column, else the single-column primary key. A key named
+ * explicitly must be NOT NULL and unique (core's one check), or an update by
+ * key could reach rows that do not qualify.
+ */
+export async function keyColumn(db: Queryable, table: TableInfo, key: string | undefined, what: string): Promise<ColumnInfo> {
+  if (key !== undefined) {
+    const column = requireColumn(table, key, `${what}.key`);
+    await assertUniqueKey(db, { table: { schema: table.schema, name: table.name }, columns: [column.name], option: `${what}.key` });
+    return column;
+  }
   const pk = table.primaryKey;
   if (!pk || pk.length !== 1) {
     throw new PurgerError("TARGET", `options.${what}.key: ${table.display} has ${pk ? "a composite" : "no"} primary key`, {
-      hint: `set ${what}.key to a unique column`,
+      hint: `set ${what}.key to a unique, NOT NULL column`,
     });
   }
   return pk[0]!;

@@ -30,6 +30,8 @@ export async function checkEntry(ctx: PluginContext<CertsOptions> & { state: Cer
     });
   }
 
+  found.push(...wallClock(state, c.table, c.notAfter, "certificates"));
+
   const waiting = await pool.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM ${c.table.sql} WHERE ${c.status.sql} = $1 AND NULLIF(${c.serial.sql}::text, '') IS NULL`,
     [s.revoking],
@@ -47,6 +49,7 @@ export async function checkEntry(ctx: PluginContext<CertsOptions> & { state: Cer
     const cs = state.credentialStatuses;
     found.push(...privileges(cr.table, "credentials"));
     found.push(...(await statusValues(ctx, cr.table, cr.status, "credentials", [cs.active, cs.expired, cs.revoked])));
+    if (cr.expiresAt) found.push(...wallClock(state, cr.table, cr.expiresAt, "credentials"));
     for (const reference of cr.references) {
       if (reference.type !== c.key.type) {
         found.push({
@@ -60,6 +63,18 @@ export async function checkEntry(ctx: PluginContext<CertsOptions> & { state: Cer
   if (state.revocations) found.push(...checkRevocationTable(state.revocations));
   if (state.revoker.check) found.push(...(await state.revoker.check({ pool, signal: ctx.signal })));
   return found;
+}
+
+/** A column without a zone is compared as wall-clock time in `timeZone`: say so, since a wrong zone shifts every expiry. */
+function wallClock(state: CertsState, table: TableInfo, column: ColumnInfo, what: string): Diagnostic[] {
+  if (column.baseType === "timestamptz") return [];
+  const kind = column.baseType === "date" ? "a date" : "a timestamp without time zone";
+  return [
+    {
+      level: "ok",
+      message: `${what} ${table.display}: ${column.name} is ${kind}, read as wall-clock time in ${state.timeZone} (option timeZone)`,
+    },
+  ];
 }
 
 function privileges(table: TableInfo, what: string): Diagnostic[] {

@@ -88,6 +88,12 @@ export interface CertsOptions {
   statuses: Statuses;
   credentials?: CredentialsOptions;
   revoker: RevokerOptions;
+  /**
+   * The IANA zone in which `notAfter` and `expiresAt` columns of type `timestamp`
+   * (without time zone) or `date` hold wall-clock times; `timestamptz` needs none.
+   * @defaultValue "UTC"
+   */
+  timeZone: string;
 }
 
 const identifier = { type: "string", minLength: 1 } as const;
@@ -99,6 +105,7 @@ export const optionsSchema = {
   additionalProperties: false,
   required: ["certificates", "revoker"],
   properties: {
+    timeZone: { type: "string", minLength: 1, default: "UTC" },
     certificates: {
       type: "object",
       additionalProperties: false,

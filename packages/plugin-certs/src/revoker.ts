@@ -25,9 +25,10 @@ export interface RevokeRequest {
   /**
    * A client inside the transaction that marks the certificate `revoked`.
    * Write through it and the revocation commits together with the status — or not at all.
+   * For an `external` revoker: a connection with no transaction open (what it writes commits at once).
    */
   client: pg.ClientBase;
-  /** Aborts on shutdown or timeout. */
+  /** Aborts on shutdown, on the entry's timeout, or when the sweep's slice is up. */
   signal: AbortSignal;
   log: Logger;
 }
@@ -40,6 +41,16 @@ export interface RevokeRequest {
  */
 export interface Revoker {
   revoke(request: RevokeRequest): Promise<void>;
+  /**
+   * True for a revoker that calls another system (HTTP, a CA's API) rather
+   * than write through `request.client`. The sweep then calls it with no
+   * transaction open and no row locked, and marks the certificate `revoked` in
+   * a short transaction afterwards, so a receiver that hangs holds no lock;
+   * a crash in between re-sends the revocation (same idempotency key).
+   * Otherwise (the default) `revoke` runs inside that short transaction, with
+   * the certificate's row locked: keep it quick.
+   */
+  external?: boolean;
   /** Diagnostics for `purger doctor` (reachability, permissions …). */
   check?(ctx: { pool: pg.Pool; signal: AbortSignal }): Promise<Diagnostic[]>;
   /** Release connections or timers; called when the entry's state is released. */

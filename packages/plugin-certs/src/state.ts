@@ -35,6 +35,8 @@ export interface CertsState {
   statuses: Statuses;
   credentialStatuses: Required<CredentialStatuses>;
   revoker: Revoker;
+  /** Where `timestamp` and `date` expiry columns keep their wall-clock time (IANA name). */
+  timeZone: string;
   /** Set for the `table` revoker (for `check`). */
   revocations: RevocationTable | null;
 }
@@ -43,6 +45,7 @@ const CLOCK_TYPES = new Set(["timestamptz", "timestamp", "date"]);
 
 export async function prepareState(ctx: PluginContext<CertsOptions>): Promise<CertsState> {
   const { options, pool } = ctx;
+  await requireTimeZone(pool, options.timeZone);
   const certificates = await loadCertificates(ctx);
   const credentials = options.credentials ? await loadCredentials(ctx) : null;
 
@@ -62,7 +65,15 @@ export async function prepareState(ctx: PluginContext<CertsOptions>): Promise<Ce
       entry: ctx.entry,
     });
   }
-  return { certificates, credentials, statuses: options.statuses, credentialStatuses: credentialStatuses(options), revoker, revocations };
+  return {
+    certificates,
+    credentials,
+    statuses: options.statuses,
+    credentialStatuses: credentialStatuses(options),
+    revoker,
+    revocations,
+    timeZone: options.timeZone,
+  };
 }
 
 async function loadCertificates(ctx: PluginContext<CertsOptions>): Promise<CertificatesTarget> {
@@ -70,7 +81,7 @@ async function loadCertificates(ctx: PluginContext<CertsOptions>): Promise<Certi
   const table = await loadTable(ctx.pool, o.table, "certificates.table");
   const target: CertificatesTarget = {
     table,
-    key: keyColumn(table, o.key, "certificates"),
+    key: await keyColumn(ctx.pool, table, o.key, "certificates"),
     serial: requireColumn(table, o.serial, "certificates.serial"),
     notAfter: requireColumn(table, o.notAfter, "certificates.notAfter"),
     status: requireColumn(table, o.status, "certificates.status"),
@@ -85,7 +96,7 @@ async function loadCredentials(ctx: PluginContext<CertsOptions>): Promise<Creden
   const table = await loadTable(ctx.pool, o.table, "credentials.table");
   const target: CredentialsTarget = {
     table,
-    key: keyColumn(table, o.key, "credentials"),
+    key: await keyColumn(ctx.pool, table, o.key, "credentials"),
     references: o.certificates.map((name, i) => requireColumn(table, name, `credentials.certificates[${i}]`)),
     status: requireColumn(table, o.status, "credentials.status"),
     expiresAt: o.expiresAt === undefined ? null : requireColumn(table, o.expiresAt, "credentials.expiresAt"),
@@ -100,5 +111,17 @@ function requireClock(column: ColumnInfo, what: string, table: TableInfo): void 
       "TARGET",
       `options.${what}: column ${column.name} of ${table.display} is ${column.type}, expected timestamptz, timestamp or date`,
     );
+  }
+}
+
+/** PostgreSQL's own zone database decides: the comparison runs there. */
+async function requireTimeZone(pool: PluginContext<CertsOptions>["pool"], zone: string): Promise<void> {
+  try {
+    await pool.query("SELECT now() AT TIME ZONE $1::text", [zone]);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "22023") throw error;
+    throw new PurgerError("CONFIG", `options.timeZone: PostgreSQL does not know the time zone ${JSON.stringify(zone)}`, {
+      hint: "an IANA name such as UTC, Europe/Berlin or America/Los_Angeles (SELECT name FROM pg_timezone_names)",
+    });
   }
 }

@@ -1,11 +1,13 @@
 /**
- * The scheduled sweep, in three phases, each a keyset scan (by key) over rows
- * locked `FOR UPDATE SKIP LOCKED`, updates only:
+ * The scheduled sweep, in three phases, each a keyset scan (by key), updates only:
  *
- * 1. `certificates`: active certificates past `notAfter` → expired;
+ * 1. `certificates`: active certificates past `notAfter` → expired (rows
+ *    locked `FOR UPDATE SKIP LOCKED` in the batch's transaction);
  * 2. `revocations`: `revoking` certificates whose serial is now known → the
- *    revoker, then revoked (each in a savepoint: one refused revocation does
- *    not undo the others; it stays `revoking` and fails the run at the end);
+ *    revoker, then revoked, one certificate at a time outside the batch's
+ *    transaction (`revokePendingRow`): no lock is held while a revoker works,
+ *    the calls stop at the slice's deadline, and one failed revocation leaves
+ *    that certificate `revoking` and fails the run at the end;
  * 3. `credentials`: active credentials whose `expiresAt` passed or that
  *    reference an expired or revoked certificate → expired.
  *
@@ -16,10 +18,9 @@
  * counts are the real run's.
  */
 import { PurgerError, type BatchContext, type BatchResult, type RunContext } from "@purger/core";
-import type pg from "pg";
 import type { ColumnInfo } from "./catalog.js";
 import type { CertsOptions } from "./options.js";
-import { certificateColumns, revokeLocked, type CertificateRow } from "./revoke.js";
+import { certificateColumns, isLockTimeout, LOCK_TIMEOUT, revokePendingRow, type CertificateRow } from "./revoke.js";
 import type { CertsState } from "./state.js";
 
 type Phase = "certificates" | "revocations" | "credentials" | "report";
@@ -60,7 +61,12 @@ export async function sweepBatch(ctx: Ctx): Promise<BatchResult> {
   let processed = 0;
   let room = ctx.batchSize;
 
+  let ran = false;
   while (room > 0 && cursor.phase !== "report" && !ctx.signal.aborted) {
+    // Revocations start a batch of their own: rows this batch's transaction already locked would stay locked
+    // while the revokers are called.
+    if (cursor.phase === "revocations" && ran) break;
+    ran = true;
     const step = await runPhase(ctx, cursor, room);
     processed += step.changed;
     room -= step.handled;
@@ -146,15 +152,23 @@ export class Params {
   }
 }
 
-/** `alias.column < now` in the column's own kind of time (`now` is bound as ISO text). */
-export function before(alias: string, column: ColumnInfo, now: string): string {
-  return `${alias}.${column.sql} < ${now}::text::${column.baseType === "date" ? "date" : "timestamptz"}`;
+/**
+ * `alias.column < now` in the column's own kind of time (`now` is bound as ISO
+ * text). A `timestamp` or `date` holds wall-clock time in the entry's zone, so
+ * `now` is converted to it rather than the column to an instant: the session's
+ * TimeZone plays no part, and an index on the column still serves.
+ */
+export function before(state: CertsState, alias: string, column: ColumnInfo, now: string, params: Params): string {
+  const instant = `${now}::text::timestamptz`;
+  if (column.baseType === "timestamptz") return `${alias}.${column.sql} < ${instant}`;
+  const wall = `(${instant} AT TIME ZONE ${params.add(state.timeZone)}::text)`;
+  return `${alias}.${column.sql} < ${column.baseType === "date" ? `${wall}::date` : wall}`;
 }
 
 /** Certificates that phase 1 expires (alias `c`). */
 export function toExpire(state: CertsState, params: Params, now: string): string {
   const c = state.certificates;
-  return `c.${c.status.sql} = ${params.add(state.statuses.active)} AND ${before("c", c.notAfter, now)}`;
+  return `c.${c.status.sql} = ${params.add(state.statuses.active)} AND ${before(state, "c", c.notAfter, now, params)}`;
 }
 
 /** Certificates that phase 2 revokes (alias `c`). */
@@ -170,7 +184,7 @@ export function toExpireCredential(state: CertsState, params: Params, now: strin
   const dead = `c.${c.status.sql} IN (${params.add(state.statuses.expired)}, ${params.add(state.statuses.revoked)})`;
   const references = cr.references.map((r) => `cr.${r.sql}`).join(", ");
   const certificateGone = `EXISTS (SELECT 1 FROM ${c.table.sql} c WHERE c.${c.key.sql} IN (${references}) AND (${dead} OR (${toExpire(state, params, now)}) OR (${toRevoke(state, params)})))`;
-  const own = cr.expiresAt ? `${before("cr", cr.expiresAt, now)} OR ` : "";
+  const own = cr.expiresAt ? `${before(state, "cr", cr.expiresAt, now, params)} OR ` : "";
   return `cr.${cr.status.sql} = ${params.add(state.credentialStatuses.active)} AND (${own}${certificateGone})`;
 }
 
@@ -215,15 +229,21 @@ async function expireCredentials(ctx: Ctx, after: string | null, limit: number):
 async function revokePending(ctx: Ctx, after: string | null, limit: number): Promise<PhaseStep> {
   const c = ctx.state.certificates;
   const params = new Params();
-  const { rows } = await ctx.client.query<CertificateRow>(
+  // Read through the pool, without locks: each certificate is claimed on its own while it is revoked,
+  // so no lock (and nothing in the batch's transaction) waits on a revoker.
+  const { rows } = await ctx.pool.query<CertificateRow & { serial: string }>(
     `SELECT ${certificateColumns(ctx.state)} FROM ${c.table.sql} c
       WHERE ${toRevoke(ctx.state, params)}${keysetAfter("c", c.key, after, params)}
-      ORDER BY c.${c.key.sql} LIMIT ${params.add(limit)} FOR UPDATE SKIP LOCKED`,
+      ORDER BY c.${c.key.sql} LIMIT ${params.add(limit)}`,
     params.values,
   );
   const step: PhaseStep = { handled: 0, changed: 0, exhausted: rows.length < limit, last: null, tables: {}, sample: [], failures: [] };
+  const deadline = ctx.deadline ? AbortSignal.timeout(Math.max(0, ctx.deadline.getTime() - Date.now())) : null;
+  const signal = deadline ? AbortSignal.any([ctx.signal, deadline]) : ctx.signal;
+  const outOfTime = () => ctx.deadline !== undefined && Date.now() >= ctx.deadline.getTime();
   for (const row of rows) {
-    if (ctx.signal.aborted) {
+    if (ctx.signal.aborted || outOfTime()) {
+      // Shutdown, or the slice is up: the next slice starts again at this row.
       step.exhausted = false;
       break;
     }
@@ -235,44 +255,49 @@ async function revokePending(ctx: Ctx, after: string | null, limit: number): Pro
       step.sample.push(`certificate ${row.id} (serial ${row.serial})`);
       continue;
     }
-    const error = await inSavepoint(ctx.client, () =>
-      revokeLocked({ client: ctx.client, state: ctx.state, row, reason: null, signal: ctx.signal, log: ctx.log }),
-    );
+    let error: unknown = null;
+    let outcome: "revoked" | "skipped" = "skipped";
+    try {
+      outcome = await revokePendingRow({ pool: ctx.pool, state: ctx.state, row, signal, log: ctx.log });
+    } catch (caught) {
+      error = caught;
+    }
     if (error !== null && ctx.signal.aborted) {
-      // Interrupted (shutdown, timeout), not refused: the next slice starts again at this row.
+      // Interrupted (shutdown, cancel), not refused: the next slice starts again at this row.
       step.exhausted = false;
       break;
     }
     step.handled += 1;
     step.last = row.id;
     if (error === null) {
-      step.changed += 1;
-      step.sample.push(`certificate ${row.id}`);
-    } else {
-      const message = error instanceof Error ? error.message : String(error);
-      ctx.log.error(
-        { event: "certs:revoke:fail", certificate: row.id, serial: row.serial, error: message },
-        "revocation failed; the certificate stays revoking",
-      );
-      step.failures.push(`certificate ${row.id}: ${message}`);
+      if (outcome === "revoked") {
+        step.changed += 1;
+        step.sample.push(`certificate ${row.id}`);
+      }
+      continue;
+    }
+    // Past the deadline the call was cut short: a failure of this certificate (not a resume point), or a
+    // revoker that never answers would take every slice and starve the certificates after it.
+    const message = deadline?.aborted
+      ? "the revoker had not finished when the entry's timeout ended the slice"
+      : isLockTimeout(error)
+        ? `its row or revocation stayed locked by another transaction for ${LOCK_TIMEOUT} (lock_timeout)`
+        : error instanceof Error
+          ? error.message
+          : String(error);
+    ctx.log.error(
+      { event: "certs:revoke:fail", certificate: row.id, serial: row.serial, error: message },
+      "revocation failed; the certificate stays revoking",
+    );
+    step.failures.push(`certificate ${row.id}: ${message}`);
+    if (deadline?.aborted) {
+      step.exhausted = false;
+      break;
     }
   }
   step.tables[COUNTS.certificatesRevoked] = step.changed;
   step.tables[COUNTS.revocationsFailed] = step.failures.length;
   return step;
-}
-
-/** Run `fn` in a savepoint: its writes are undone when it throws, the transaction goes on. Returns the error or null. */
-async function inSavepoint(client: pg.ClientBase, fn: () => Promise<unknown>): Promise<unknown> {
-  await client.query("SAVEPOINT purger_certs_revoke");
-  try {
-    await fn();
-    await client.query("RELEASE SAVEPOINT purger_certs_revoke");
-    return null;
-  } catch (error) {
-    await client.query("ROLLBACK TO SAVEPOINT purger_certs_revoke");
-    return error;
-  }
 }
 
 function keysetAfter(alias: string, key: ColumnInfo, after: string | null, params: Params): string {

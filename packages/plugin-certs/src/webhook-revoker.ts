@@ -37,6 +37,7 @@ export function createWebhookRevoker(options: WebhookRevokerOptions): Revoker {
   }
 
   return {
+    external: true,
     async revoke(request) {
       let lastProblem = "";
       for (let attempt = 1; attempt <= options.attempts; attempt++) {

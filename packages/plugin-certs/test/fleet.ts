@@ -58,7 +58,7 @@ export async function addCertificates(
   }
 }
 
-/** Credentials: `[id, robot certificate, ca certificate, expires_at offset in hours (null: none), status]`. */
+/** Credentials: `[id, robot certificate, ca certificate, expires_at offset in hours (null: none), status]`; expires_at is UTC wall-clock time. */
 export async function addCredentials(
   pool: pg.Pool,
   fleet: Fleet,
@@ -67,7 +67,7 @@ export async function addCredentials(
   for (const [id, robot, ca, hours, status] of rows) {
     await pool.query(
       `INSERT INTO ${fleet.t("credentials")} (id, robot_certificate_id, ca_certificate_id, expires_at, status)
-       VALUES ($1, $2, $3, CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + $4::float8 * interval '1 hour' END, $5)`,
+       VALUES ($1, $2, $3, CASE WHEN $4::float8 IS NULL THEN NULL ELSE (now() AT TIME ZONE 'UTC') + $4::float8 * interval '1 hour' END, $5)`,
       [id, robot, ca, hours, status ?? "active"],
     );
   }

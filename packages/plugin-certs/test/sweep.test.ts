@@ -202,6 +202,7 @@ describe("prepare and check", () => {
       "warn: certificates <s>.certificates: no index on not_after, so every sweep reads the whole table to find expired certificates",
       `error: credentials <s>.credentials: status is the enum <s>.cred_status without "revoked"; an update to it would fail`,
       "ok: credentials <s>.credentials: every status value is a known status",
+      "ok: credentials <s>.credentials: expires_at is a timestamp without time zone, read as wall-clock time in UTC (option timeZone)",
       "warn: revocations <s>.revocations: no unique index on serial; each serial is still recorded once (under an advisory lock), but only purger's own writes are protected",
     ]);
   });
@@ -226,6 +227,7 @@ describe("prepare and check", () => {
         statuses: { active: "active", expired: "expired", revoking: "revoking", revoked: "revoked" },
         credentials: { table: "provisioning_credentials", certificates: ["certificate_id"], status: "status" },
         revoker: { webhook: { url: "https://user:pw@ca.example/revoke?key=s3cret", token: "t0ken", timeout: "10s", attempts: 3 } },
+        timeZone: "UTC",
       }),
     ).toBe("certificates robot_certificates + credentials provisioning_credentials → webhook https://ca.example/revoke");
   });

@@ -1,7 +1,8 @@
 /**
  * A real HTTP revocation endpoint on a random local port. Each request is
  * recorded; `answer` decides the reply per request number (1-based), and a
- * reply may be delayed past the client's timeout.
+ * reply may be delayed past the client's timeout, or never come (`hang`: the
+ * request stays open until the client gives up, `release()` or `close()`).
  */
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,6 +13,8 @@ export interface Reply {
   /** Wait this long before answering. */
   delayMs?: number;
   headers?: Record<string, string>;
+  /** Never answer on its own: `release()` sends `status` later. */
+  hang?: boolean;
 }
 
 export interface RecordedRequest {
@@ -25,11 +28,24 @@ export interface WebhookServer {
   url: string;
   requests: RecordedRequest[];
   answer: (n: number, request: RecordedRequest) => Reply;
+  /** Resolves when a request is hanging (a `hang` reply), with its body. */
+  hanging(): Promise<RecordedRequest>;
+  /** Answer the hanging requests now (with their reply's status). */
+  release(): void;
   close(): Promise<void>;
 }
 
 export async function startWebhookServer(answer: WebhookServer["answer"] = () => ({ status: 204 })): Promise<WebhookServer> {
-  const state: WebhookServer = { url: "", requests: [], answer, close: async () => {} };
+  const held: Array<() => void> = [];
+  let waiters: Array<(request: RecordedRequest) => void> = [];
+  const state: WebhookServer = {
+    url: "",
+    requests: [],
+    answer,
+    hanging: () => new Promise((resolve) => waiters.push(resolve)),
+    release: () => held.splice(0).forEach((send) => send()),
+    close: async () => {},
+  };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -48,7 +64,12 @@ export async function startWebhookServer(answer: WebhookServer["answer"] = () =>
         res.writeHead(reply.status, { "content-type": "text/plain", ...reply.headers });
         res.end(reply.body ?? "");
       };
-      if (reply.delayMs) setTimeout(send, reply.delayMs);
+      if (reply.hang) {
+        held.push(send);
+        const woken = waiters;
+        waiters = [];
+        woken.forEach((wake) => wake(recorded));
+      } else if (reply.delayMs) setTimeout(send, reply.delayMs);
       else send();
     });
   });

@@ -270,7 +270,8 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     let result: BatchResult;
     try {
       await client.query("BEGIN");
-      result = await batch({ ...runContext, batchSize, client, cursor });
+      const deadline = new Date(Date.now() + (sliceDeadline - performance.now()));
+      result = await batch({ ...runContext, batchSize, client, cursor, deadline });
       if (dryRun) {
         await client.query("ROLLBACK");
       } else {
