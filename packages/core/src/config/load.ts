@@ -9,7 +9,7 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { cosmiconfig, defaultLoaders, type Loader } from "cosmiconfig";
-import { PurgerError } from "../errors.js";
+import { isPurgerError, PurgerError } from "../errors.js";
 import type { AnyPlugin } from "../plugin.js";
 import { configError } from "./errors.js";
 import { displayName } from "./checks.js";
@@ -165,7 +165,7 @@ async function readConfigFile(file: string, cwd: string): Promise<RawConfig> {
     }
     return { file, format: "yaml", text };
   } catch (error) {
-    if (error instanceof PurgerError) throw error;
+    if (isPurgerError(error)) throw error;
     throw readError(file, cwd, error);
   }
 }
