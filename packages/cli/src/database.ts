@@ -5,12 +5,12 @@
  */
 import { join } from "node:path";
 import type pg from "pg";
-import { binKinds, createPool, migrate, startEmbeddedPostgres, type Logger, type PurgerConfig } from "@purger/core";
+import { binKinds, createPool, migrate, redactUrl, startEmbeddedPostgres, type Logger, type PurgerConfig } from "@purger/core";
 
 export interface Database {
   pool: pg.Pool;
   url: string;
-  /** "embedded (.purger/pg)" or the URL without its password. */
+  /** "embedded PostgreSQL (<dir>)" or the URL through `redactUrl`: the only form of it that is shown or logged. */
   label: string;
   close(): Promise<void>;
 }
@@ -53,14 +53,4 @@ export async function connectDatabase(
       if (stopEmbedded) await stopEmbedded();
     },
   };
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable database URL)";
-  }
 }

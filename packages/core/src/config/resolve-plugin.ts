@@ -313,7 +313,7 @@ function conditionalTarget(target: unknown): string | null {
 
 const EXTENSIONS = [".ts", ".mts", ".js", ".mjs", ".cjs"];
 
-/** Names of the scope the CLI's own plugins are published under. */
+/** Whether `use` is in the scope the CLI's own plugins are published under. */
 function isFirstParty(use: string): boolean {
   return use.startsWith("@purger/");
 }
