@@ -7,6 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -242,4 +243,36 @@ describe.skipIf(!hasTmux)("purger run in a terminal (tmux)", () => {
     );
     expect(statSync(logFile).mode & 0o777).toBe(0o600);
   }, 90_000);
+});
+
+describe("errors that echo the connection string", () => {
+  it("doctor against a fake PostgreSQL (socket level) whose error message repeats the URL and the password: shown redacted, exit 1", async () => {
+    // No real server repeats a password; this one answers the startup message with an ErrorResponse that does.
+    let echoed = "";
+    const server = createServer((socket) => {
+      socket.once("data", () => {
+        const fields = [`SFATAL`, `C28000`, `M${echoed}`].map((field) => Buffer.from(`${field}\0`));
+        const body = Buffer.concat([...fields, Buffer.from([0])]);
+        const header = Buffer.alloc(5);
+        header.write("E", 0);
+        header.writeInt32BE(body.length + 4, 1);
+        socket.end(Buffer.concat([header, body]));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const url = `postgres://app:${encodeURIComponent(password)}@127.0.0.1:${port}/auth?sslpassword=${sslPassword}`;
+      echoed = `no such role for ${url} (password ${password}, key passphrase ${sslPassword})`;
+      const result = await purger(["doctor"], { cwd: project(url) });
+      expect(result.code).toBe(1);
+      expectNoSecret(result.stdout + result.stderr);
+      expect(result.stderr.replaceAll(String(port), "<port>")).toMatchInlineSnapshot(`
+        "purger: no such role for postgres://app:***@127.0.0.1:<port>/auth?sslpassword=*** (password ***, key passphrase ***)
+        "
+      `);
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -80,6 +80,42 @@ export function redactUrl(url: string): string {
   return parsed.toString();
 }
 
+/**
+ * `text` (an error message, a log line) with `url` and each of its secrets
+ * replaced the way `redactUrl` shows them, for messages of libraries and
+ * servers that may repeat what they were given. Secrets shorter than 4
+ * characters are left alone: replacing them would mangle ordinary words.
+ */
+export function redactSecretsIn(text: string, url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return text.replaceAll(url, redactUrl(url));
+  }
+  const secrets = new Set<string>();
+  const add = (value: string) => {
+    secrets.add(value);
+    try {
+      secrets.add(decodeURIComponent(value));
+    } catch {
+      // not percent-encoded
+    }
+  };
+  if (parsed.password !== "") add(parsed.password);
+  for (const pair of parsed.search.slice(1).split("&")) {
+    const equals = pair.indexOf("=");
+    const name = equals === -1 ? pair : pair.slice(0, equals);
+    if (!SHOWN_PARAMETERS.has(decodeName(name).toLowerCase())) add(equals === -1 ? pair : pair.slice(equals + 1));
+  }
+  if (parsed.hash.length > 1) add(parsed.hash.slice(1));
+  let redacted = text.replaceAll(url, redactUrl(url));
+  for (const secret of [...secrets].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length)) {
+    redacted = redacted.replaceAll(secret, HIDDEN);
+  }
+  return redacted;
+}
+
 function redactQuery(query: string): string {
   return query
     .split("&")

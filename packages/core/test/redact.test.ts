@@ -1,6 +1,6 @@
 /** `redactUrl`: every secret-bearing form of a connection string or URL, as shown and logged. */
 import { describe, expect, test } from "vitest";
-import { redactUrl } from "../src/index.js";
+import { redactSecretsIn, redactUrl } from "../src/index.js";
 
 describe("redactUrl", () => {
   test("hides the userinfo password, secret query parameters and the fragment; keeps settings and file paths", () => {
@@ -33,5 +33,16 @@ describe("redactUrl", () => {
         "(unparsable URL, not shown)",
       ]
     `);
+  });
+});
+
+describe("redactSecretsIn", () => {
+  test("replaces the URL and each of its secrets (encoded or not) in a message, and leaves short ones alone", () => {
+    const url = "postgres://app:p%40ss-w0rd@db.internal/auth?sslpassword=k3y-pass&sslmode=require";
+    const message = `could not connect to ${url}: password "p@ss-w0rd" refused (encoded p%40ss-w0rd), key k3y-pass, mode require`;
+    expect(redactSecretsIn(message, url)).toMatchInlineSnapshot(
+      `"could not connect to postgres://app:***@db.internal/auth?sslpassword=***&sslmode=require: password "***" refused (encoded ***), key ***, mode require"`,
+    );
+    expect(redactSecretsIn("role app refused", "postgres://app:ab@db/auth")).toBe("role app refused");
   });
 });

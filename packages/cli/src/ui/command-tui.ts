@@ -14,6 +14,7 @@ import {
   listProcesses,
   listRuns,
   nextRunAt,
+  redactSecretsIn,
   type EntryConfig,
   type Logger,
   type PurgerEventEmitter,
@@ -112,7 +113,7 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
       store.setDatabase(database.label);
       if (pollPool) return;
       const pool = createPool({ url: database.url, max: 2, applicationName: "purger-tui" }, (error) =>
-        log.warn({ error: error.message }, "the UI's status connection failed"),
+        log.warn({ error: redactSecretsIn(error.message, database.url) }, "the UI's status connection failed"),
       );
       pollPool = pool;
       const ids = options.entries.map((e) => e.id);
@@ -121,7 +122,21 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
         options.mode === "once"
           ? async () => ({ processes: await listProcesses(pool), entries: [], bin: await binDepth(pool) })
           : () => clusterStatus(pool, ids);
-      store.setPoll(poll, (entry) => listRuns(pool, { entry, limit: 8 }));
+      // The store shows a failed poll's message on screen; the driver's words may repeat the URL.
+      const redacted =
+        <A extends unknown[], T>(fn: (...args: A) => Promise<T>) =>
+        async (...args: A): Promise<T> => {
+          try {
+            return await fn(...args);
+          } catch (error) {
+            if (error instanceof Error) error.message = redactSecretsIn(error.message, database.url);
+            throw error;
+          }
+        };
+      store.setPoll(
+        redacted(poll),
+        redacted((entry: string) => listRuns(pool, { entry, limit: 8 })),
+      );
     },
     detach,
     close() {
