@@ -5,12 +5,21 @@
  */
 import { join } from "node:path";
 import type pg from "pg";
-import { binKinds, createPool, migrate, startEmbeddedPostgres, type Logger, type PurgerConfig } from "@purger/core";
+import {
+  binKinds,
+  createPool,
+  migrate,
+  redactSecretsIn,
+  redactUrl,
+  startEmbeddedPostgres,
+  type Logger,
+  type PurgerConfig,
+} from "@purger/core";
 
 export interface Database {
   pool: pg.Pool;
   url: string;
-  /** "embedded (.purger/pg)" or the URL without its password. */
+  /** "embedded PostgreSQL (<dir>)" or the URL through `redactUrl`: the only form of it that is shown or logged. */
   label: string;
   close(): Promise<void>;
 }
@@ -31,8 +40,9 @@ export async function connectDatabase(
   } else {
     label = redactUrl(url);
   }
+  const connectionUrl = url;
   const pool = createPool({ url, max: options.poolSize ?? Math.max(10, config.worker.concurrency * 2 + 4) }, (error) =>
-    options.log.warn({ error: error.message }, "idle database connection failed"),
+    options.log.warn({ error: redactSecretsIn(error.message, connectionUrl) }, "idle database connection failed"),
   );
   try {
     await migrate(pool, {
@@ -42,6 +52,8 @@ export async function connectDatabase(
   } catch (error) {
     await pool.end().catch(() => {});
     if (stopEmbedded) await stopEmbedded().catch(() => {});
+    // The first connection is made here; what the server or the driver says about it may repeat the URL.
+    if (error instanceof Error) error.message = redactSecretsIn(error.message, connectionUrl);
     throw error;
   }
   return {
@@ -53,14 +65,4 @@ export async function connectDatabase(
       if (stopEmbedded) await stopEmbedded();
     },
   };
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable database URL)";
-  }
 }

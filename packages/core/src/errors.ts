@@ -30,6 +30,13 @@ export interface PurgerErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/**
+ * The mark every PurgerError carries, shared by every copy of core in a
+ * process (`Symbol.for`): a plugin that resolves its own @purger/core throws
+ * errors of another class object, and they must still count as purger's.
+ */
+const BRAND = Symbol.for("purger.error");
+
 export class PurgerError extends Error {
   readonly code: PurgerErrorCode;
   readonly hint: string | undefined;
@@ -42,11 +49,18 @@ export class PurgerError extends Error {
     this.hint = options.hint;
     this.details = options.details;
   }
+
+  /** `instanceof PurgerError` holds for the errors of any copy of core (subclasses keep the usual rule). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return this === PurgerError ? isPurgerError(value) : Function.prototype[Symbol.hasInstance].call(this, value);
+  }
 }
 
-/** Exit code of the CLI for an error (SPEC §7). */
+Object.defineProperty(PurgerError.prototype, BRAND, { value: true });
+
+/** Exit code of the CLI for an error (the table "Exit codes" in the repository README). */
 export function exitCodeOf(error: unknown): number {
-  if (!(error instanceof PurgerError)) return 1;
+  if (!isPurgerError(error)) return 1;
   switch (error.code) {
     case "CONFIG":
     case "TARGET":
@@ -61,6 +75,11 @@ export function exitCodeOf(error: unknown): number {
   }
 }
 
+/**
+ * Whether `error` is a PurgerError (of `code`, when given), made by this or any
+ * other copy of core. Check this, never `instanceof`, against errors a plugin threw.
+ */
 export function isPurgerError(error: unknown, code?: PurgerErrorCode): error is PurgerError {
-  return error instanceof PurgerError && (code === undefined || error.code === code);
+  if (typeof error !== "object" || error === null || (error as Record<symbol, unknown>)[BRAND] !== true) return false;
+  return code === undefined || (error as { code?: unknown }).code === code;
 }

@@ -21,6 +21,7 @@ export type {
 } from "./plugin.js";
 export { PurgerError, exitCodeOf, isPurgerError } from "./errors.js";
 export type { PurgerErrorCode, PurgerErrorOptions } from "./errors.js";
+export { redactSecretsIn, redactUrl } from "./redact.js";
 export { silentLogger } from "./log.js";
 export type { Logger } from "./log.js";
 export { PurgerEventEmitter } from "./events.js";

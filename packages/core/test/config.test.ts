@@ -3,7 +3,8 @@
  * files in test/fixtures/config (a valid file, a corpus of broken ones, and a
  * directory per search place). No database is needed.
  */
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chmod, mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -442,6 +443,113 @@ describe("use: package names", () => {
     expect(error.message.replaceAll(dir, "<tmp>")).toMatchInlineSnapshot(
       `"app/purger.yaml:3:10 plugins[0] (id "vendor"): cannot load "purger-plugin-fixture": package "purger-plugin-fixture" is not installed; looked in <tmp>/app, <tmp>"`,
     );
+  });
+});
+
+describe("R14: a hostile environment", () => {
+  // <root> is ours (mkdtemp, 0700) and holds the project's package.json; <root>/shared is
+  // world-writable with the sticky bit, like /tmp; the project sits below it.
+  let root: string;
+  const marker = (name: string) => path.join(root, `${name}-ran`);
+  /** A module that leaves a marker file when it runs. */
+  const plantedModule = (name: string, exported: string) =>
+    `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker(name))}, "ran");\nexport default ${exported};\n`;
+  const planted = (name: string) =>
+    `{ name: ${JSON.stringify(name)}, version: "6.6.6", options: { type: "object" }, usesRetention: false, async batch() { return { processed: 0, cursor: null }; } }`;
+  const plantPackage = async (dir: string, name: string, source: string) => {
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, "package.json"), JSON.stringify({ name, type: "module", exports: "./index.js" }));
+    await writeFile(path.join(dir, "index.js"), source);
+  };
+  const shown = (text: string) => text.replaceAll(root, "<root>");
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "purger-hostile-"));
+    await writeFile(path.join(root, "package.json"), JSON.stringify({ name: "project", private: true }));
+    const shared = path.join(root, "shared");
+    await mkdir(path.join(shared, "app/sub"), { recursive: true });
+    await writeFile(path.join(shared, "purger.config.mjs"), plantedModule("config", "{ plugins: [] }"));
+    const firstParty = path.join(shared, "node_modules/@purger/plugin-retention");
+    await plantPackage(firstParty, "@purger/plugin-retention", plantedModule("first-party", planted("planted-retention")));
+    await plantPackage(
+      path.join(shared, "node_modules/purger-plugin-planted"),
+      "purger-plugin-planted",
+      plantedModule("third-party", planted("planted")),
+    );
+    // What the CLI ships: its own @purger/plugin-retention.
+    await plantPackage(
+      path.join(root, "cli/node_modules/@purger/plugin-retention"),
+      "@purger/plugin-retention",
+      `export default { name: "cli-retention", version: "1.0.0", options: { type: "object" }, usesRetention: false, async batch() { return { processed: 0, cursor: null }; } };\n`,
+    );
+    await chmod(shared, 0o1777);
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test("a purger.config.mjs in a world-writable parent is never run; the error says it was passed over", async () => {
+    const error = await rejectionOf(loadConfig({ cwd: path.join(root, "shared/app/sub"), env: {} }));
+    expect(existsSync(marker("config"))).toBe(false);
+    expect(error.code).toBe("CONFIG");
+    expect(shown(error.message)).toMatchInlineSnapshot(
+      `"no purger configuration found in <root>/shared/app/sub or its parents up to the project root <root> (looked for purger.yaml, purger.yml, .purgerrc, .purgerrc.yaml, .purgerrc.yml, .purgerrc.json, purger.config.js, purger.config.mjs, purger.config.ts and "purger" in package.json); passed over, as others can write there: <root>/shared is writable by every user (mode 1777)"`,
+    );
+    expect(shown(error.hint ?? "")).toMatchInlineSnapshot(
+      `"run \`purger init\` to write a starter purger.yaml, or pass --config FILE (a file you name is read wherever it is)"`,
+    );
+  });
+
+  test("the search stops at the working directory when no package.json or .git marks a project above it", async () => {
+    const outside = await mkdtemp(path.join(os.tmpdir(), "purger-no-project-"));
+    try {
+      await writeFile(path.join(outside, "purger.yaml"), "plugins: []\n");
+      await mkdir(path.join(outside, "app"));
+      const error = await rejectionOf(loadConfig({ cwd: path.join(outside, "app"), env: {} }));
+      expect(error.message.replaceAll(outside, "<dir>")).toMatchInlineSnapshot(
+        `"no purger configuration found in <dir>/app (looked for purger.yaml, purger.yml, .purgerrc, .purgerrc.yaml, .purgerrc.yml, .purgerrc.json, purger.config.js, purger.config.mjs, purger.config.ts and "purger" in package.json); no package.json or .git in it or above it marks a project, so its parents were not searched"`,
+      );
+      // A .git (directory or file) marks the project root as well as a package.json does.
+      await mkdir(path.join(outside, ".git"));
+      const config = await loadConfig({ cwd: path.join(outside, "app"), env: {} });
+      expect(config.file).toBe(path.join(outside, "purger.yaml"));
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  test("@purger/* resolves from the CLI's own packages before a node_modules planted in a parent", async () => {
+    const app = path.join(root, "shared/app");
+    await writeFile(path.join(app, "purger.yaml"), 'plugins:\n  - id: tokens\n    use: "@purger/plugin-retention"\n');
+    try {
+      const config = await loadConfig({
+        configPath: path.join(app, "purger.yaml"),
+        cwd: app,
+        env: {},
+        resolvePaths: [path.join(root, "cli")],
+      });
+      expect(config.entries[0]?.plugin.name).toBe("cli-retention");
+      expect(existsSync(marker("first-party"))).toBe(false);
+    } finally {
+      await rm(path.join(app, "purger.yaml"));
+    }
+  });
+
+  test("any other package in a world-writable directory's node_modules is passed over, never imported", async () => {
+    const app = path.join(root, "shared/app");
+    await writeFile(path.join(app, "purger.yaml"), "plugins:\n  - id: planted\n    use: purger-plugin-planted\n");
+    try {
+      const error = await rejectionOf(
+        loadConfig({ configPath: path.join(app, "purger.yaml"), cwd: app, env: {}, resolvePaths: [path.join(root, "cli")] }),
+      );
+      expect(existsSync(marker("third-party"))).toBe(false);
+      expect(error.code).toBe("PLUGIN");
+      expect(shown(error.message)).toMatchInlineSnapshot(
+        `"purger.yaml:3:10 plugins[0] (id "planted"): cannot load "purger-plugin-planted": package "purger-plugin-planted" is not installed; looked in <root>/shared/app, <root>/cli; passed over, as others can write there: <root>/shared is writable by every user (mode 1777)"`,
+      );
+    } finally {
+      await rm(path.join(app, "purger.yaml"));
+    }
   });
 });
 

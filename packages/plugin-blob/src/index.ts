@@ -5,7 +5,7 @@
  * with `uploads` set, the scheduled sweep removes stale pending uploads
  * (row + object).
  */
-import { definePlugin, PurgerError, type BinContext, type Diagnostic, type Json } from "@purger/core";
+import { definePlugin, isPurgerError, PurgerError, type BinContext, type Diagnostic, type Json } from "@purger/core";
 import { resolveUploadsTable } from "./catalog.js";
 import { deleteObject, deletePrefix, type PrefixProgress } from "./delete.js";
 import {
@@ -98,7 +98,7 @@ export default definePlugin<BlobOptions, BlobState>({
       diagnostics.push({
         level: "error",
         message: e instanceof Error ? e.message : String(e),
-        ...(e instanceof PurgerError && e.hint ? { hint: e.hint } : {}),
+        ...(isPurgerError(e) && e.hint ? { hint: e.hint } : {}),
       });
     }
     const versioning = ctx.state.versioning;

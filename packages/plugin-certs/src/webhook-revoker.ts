@@ -8,7 +8,7 @@
  * the bin marks failed at once. The token never appears in a message or a log.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { PurgerError, parseDuration, type Diagnostic } from "@purger/core";
+import { isPurgerError, PurgerError, parseDuration, type Diagnostic } from "@purger/core";
 import type { WebhookRevokerOptions } from "./options.js";
 import type { RevokeRequest, Revoker } from "./revoker.js";
 
@@ -55,7 +55,7 @@ export function createWebhookRevoker(options: WebhookRevokerOptions): Revoker {
           lastProblem = problem;
           retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
         } catch (error) {
-          if (error instanceof PurgerError) throw error;
+          if (isPurgerError(error)) throw error;
           if (request.signal.aborted) throw error;
           const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
           lastProblem = timedOut

@@ -17,6 +17,7 @@ import {
   estimateEntry,
   loadConfig,
   quoteIdent,
+  redactUrl,
   startEmbeddedPostgres,
   startWorker,
   type EntryConfig,
@@ -25,7 +26,7 @@ import {
   type PurgerEventEmitter,
 } from "@purger/core";
 import { cliPackageDir } from "../context.js";
-import { connectDatabase, redactUrl, type Database } from "../database.js";
+import { connectDatabase, type Database } from "../database.js";
 import { DEMO_DATABASE_URL_VAR, DEMO_PARTS, demoConfigYaml, type DemoPart } from "./config.js";
 import { DEMO_BUCKET, demoS3Client, seedBucket } from "./objects.js";
 import { DEMO_SCHEMA_SQL, demoSeedSql, demoSizes } from "./schema.js";

@@ -4,9 +4,7 @@
  * on a pool of its own (two connections at most), so the UI never takes a
  * connection from the run.
  */
-import { accessSync, constants, mkdirSync } from "node:fs";
-import { join, relative } from "node:path";
-import { tmpdir } from "node:os";
+import { relative } from "node:path";
 import type pg from "pg";
 import {
   binDepth,
@@ -16,11 +14,12 @@ import {
   listProcesses,
   listRuns,
   nextRunAt,
+  redactSecretsIn,
   type EntryConfig,
   type Logger,
   type PurgerEventEmitter,
 } from "@purger/core";
-import { createLogger } from "../logger.js";
+import { createLogger, openLogFile } from "../logger.js";
 import { loadTui } from "./load.js";
 import type { MountedTui } from "./tui.js";
 import { TuiStore, type TuiMode } from "./tui-store.js";
@@ -61,10 +60,13 @@ export interface TuiLog {
   logFile: string;
 }
 
-/** pino to `.purger/purger.log` under the working directory (or the temp directory when that cannot be written). */
+/** pino to `.purger/purger.log` under the working directory, or to a private temporary directory (see `openLogFile`). */
 export function createTuiLog(cwd: string, env: NodeJS.ProcessEnv): TuiLog {
-  const logFile = writableLogFile(cwd);
-  return { log: createLogger({ destination: logFile, level: env.PURGER_LOG_LEVEL ?? "info" }), logFile };
+  const file = openLogFile(cwd);
+  const log = createLogger({ destination: file.fd, level: env.PURGER_LOG_LEVEL ?? "info" });
+  if (file.refused)
+    log.warn({ event: "log:refused", path: file.refused.path, reason: file.refused.reason }, `not logging to ${file.refused.path}`);
+  return { log, logFile: file.path };
 }
 
 export async function openCommandTui(options: CommandTuiOptions): Promise<CommandTui> {
@@ -111,7 +113,7 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
       store.setDatabase(database.label);
       if (pollPool) return;
       const pool = createPool({ url: database.url, max: 2, applicationName: "purger-tui" }, (error) =>
-        log.warn({ error: error.message }, "the UI's status connection failed"),
+        log.warn({ error: redactSecretsIn(error.message, database.url) }, "the UI's status connection failed"),
       );
       pollPool = pool;
       const ids = options.entries.map((e) => e.id);
@@ -120,7 +122,21 @@ export async function openCommandTui(options: CommandTuiOptions): Promise<Comman
         options.mode === "once"
           ? async () => ({ processes: await listProcesses(pool), entries: [], bin: await binDepth(pool) })
           : () => clusterStatus(pool, ids);
-      store.setPoll(poll, (entry) => listRuns(pool, { entry, limit: 8 }));
+      // The store shows a failed poll's message on screen; the driver's words may repeat the URL.
+      const redacted =
+        <A extends unknown[], T>(fn: (...args: A) => Promise<T>) =>
+        async (...args: A): Promise<T> => {
+          try {
+            return await fn(...args);
+          } catch (error) {
+            if (error instanceof Error) error.message = redactSecretsIn(error.message, database.url);
+            throw error;
+          }
+        };
+      store.setPoll(
+        redacted(poll),
+        redacted((entry: string) => listRuns(pool, { entry, limit: 8 })),
+      );
     },
     detach,
     close() {
@@ -148,18 +164,4 @@ function warningsTo(log: Logger): () => void {
     process.off("warning", toLog);
     for (const printer of printers) process.on("warning", printer);
   };
-}
-
-/** `.purger/purger.log` under the working directory, or the temp directory when that cannot be written. */
-function writableLogFile(cwd: string): string {
-  for (const dir of [join(cwd, ".purger"), join(tmpdir(), "purger")]) {
-    try {
-      mkdirSync(dir, { recursive: true });
-      accessSync(dir, constants.W_OK);
-      return join(dir, "purger.log");
-    } catch {
-      // try the next place
-    }
-  }
-  return join(tmpdir(), "purger.log");
 }

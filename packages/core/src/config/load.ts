@@ -1,21 +1,25 @@
 /**
- * Find and read the configuration: `--config FILE`, or a cosmiconfig search
- * from the working directory up to the project root (the first directory with
- * a package.json). YAML and JSON files keep source positions for messages
- * (JSON is read by the YAML parser); JavaScript files and package.json are
- * reported by path only.
+ * Find and read the configuration: `--config FILE`, or a search from the
+ * working directory up to the project root (search.ts: the nearest directory
+ * with a package.json or .git), passing over what others can write to. The
+ * search is our own, not cosmiconfig's: cosmiconfig also runs a
+ * `.config/config.js` of the working directory and walks up to / when no
+ * package.json is found. YAML and JSON files keep source positions for
+ * messages (JSON is read by the YAML parser); JavaScript files and
+ * package.json are reported by path only.
  */
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { cosmiconfig, defaultLoaders, type Loader } from "cosmiconfig";
-import { PurgerError } from "../errors.js";
+import { isPurgerError, PurgerError } from "../errors.js";
 import type { AnyPlugin } from "../plugin.js";
 import { configError } from "./errors.js";
 import { displayName } from "./checks.js";
 import { resolveSource } from "./resolve.js";
 import type { PurgerConfigInput } from "./schema.js";
+import { searchDirectories } from "./search.js";
 import { objectSource, readYamlSource, type ConfigSource } from "./source.js";
+import { untrustedReason } from "./trust.js";
 import type { PurgerConfig } from "./types.js";
 
 export interface LoadConfigOptions {
@@ -88,61 +92,49 @@ export function defineConfig(config: PurgerConfigInput): PurgerConfigInput {
 /** A file found or named, before interpolation. */
 type RawConfig = { file: string; format: "yaml"; text: string } | { file: string; format: "json" | "js"; value: unknown; empty?: boolean };
 
-/** Marks YAML text through cosmiconfig, which would otherwise parse it without positions. */
-class YamlText {
-  constructor(readonly text: string) {}
-}
-
-const importLoader: Loader = async (filepath) => {
+const importLoader = async (filepath: string): Promise<unknown> => {
   const module = (await import(pathToFileURL(filepath).href)) as { default?: unknown };
   return module.default;
 };
 
+/**
+ * The first search place that exists in the directories of `searchDirectories`
+ * (a package.json counts only with a "purger" key). A file others can write
+ * to is passed over like such a directory.
+ */
 async function searchConfig(cwd: string): Promise<RawConfig> {
-  const explorer = cosmiconfig("purger", {
-    searchPlaces: SEARCH_PLACES,
-    searchStrategy: "project",
-    ignoreEmptySearchPlaces: false,
-    cache: false,
-    loaders: {
-      ".yaml": (_, content) => new YamlText(content),
-      ".yml": (_, content) => new YamlText(content),
-      noExt: (_, content) => new YamlText(content),
-      // JSON goes through the YAML parser for positions; package.json through cosmiconfig (its "purger" key).
-      ".json": (filepath, content) =>
-        path.basename(filepath) === "package.json" ? defaultLoaders[".json"](filepath, content) : new YamlText(content),
-      ".js": importLoader,
-      ".mjs": importLoader,
-      ".ts": importLoader,
+  const { dirs, projectRoot, skipped } = searchDirectories(cwd);
+  for (const dir of dirs) {
+    for (const place of SEARCH_PLACES) {
+      const file = path.join(dir, place);
+      if (!(await isFile(file))) continue;
+      const reason = untrustedReason(file);
+      if (reason !== null) {
+        skipped.push({ path: file, reason });
+        continue;
+      }
+      const raw = await readConfigFile(file, cwd);
+      if (place === "package.json" && raw.format !== "yaml" && raw.empty === true) continue;
+      return raw;
+    }
+  }
+  const where = projectRoot === null || projectRoot === cwd ? cwd : `${cwd} or its parents up to the project root ${projectRoot}`;
+  const notes = [
+    ...(projectRoot === null ? ["no package.json or .git in it or above it marks a project, so its parents were not searched"] : []),
+    ...(skipped.length === 0 ? [] : [`passed over, as others can write there: ${skipped.map((s) => s.reason).join("; ")}`]),
+  ];
+  const passedOver = notes.map((note) => `; ${note}`).join("");
+  throw new PurgerError(
+    "CONFIG",
+    `no purger configuration found in ${where} (looked for ${SEARCH_PLACES.slice(0, -1).join(", ")} and "purger" in package.json)${passedOver}`,
+    {
+      hint:
+        skipped.length === 0
+          ? "run `purger init` to write a starter purger.yaml, or pass --config FILE"
+          : "run `purger init` to write a starter purger.yaml, or pass --config FILE (a file you name is read wherever it is)",
+      details: { cwd, projectRoot, searchPlaces: SEARCH_PLACES, skipped },
     },
-  });
-  let result: Awaited<ReturnType<typeof explorer.search>>;
-  try {
-    result = await explorer.search(cwd);
-  } catch (error) {
-    const file = (error as { filepath?: string }).filepath ?? cwd;
-    throw readError(file, cwd, error);
-  }
-  if (result === null) {
-    throw new PurgerError(
-      "CONFIG",
-      `no purger configuration found in ${cwd} or its parents up to the project root (looked for ${SEARCH_PLACES.slice(0, -1).join(", ")} and "purger" in package.json)`,
-      {
-        hint: "run `purger init` to write a starter purger.yaml, or pass --config FILE",
-        details: { cwd, searchPlaces: SEARCH_PLACES },
-      },
-    );
-  }
-  const config: unknown = result.config;
-  if (config instanceof YamlText) return { file: result.filepath, format: "yaml", text: config.text };
-  if (result.isEmpty === true && !/\.[cm]?[jt]s$|\/package\.json$/.test(result.filepath))
-    return { file: result.filepath, format: "yaml", text: "" };
-  return {
-    file: result.filepath,
-    format: result.filepath.endsWith(".json") ? "json" : "js",
-    value: config,
-    empty: result.isEmpty === true,
-  };
+  );
 }
 
 async function readConfigFile(file: string, cwd: string): Promise<RawConfig> {
@@ -154,7 +146,7 @@ async function readConfigFile(file: string, cwd: string): Promise<RawConfig> {
     }
     const extension = path.extname(file);
     if ([".js", ".mjs", ".cjs", ".ts", ".mts", ".cts"].includes(extension)) {
-      const value = await importLoader(file, "");
+      const value = await importLoader(file);
       return { file, format: "js", value, empty: value === undefined };
     }
     const text = await readFile(file, "utf8");
@@ -165,7 +157,7 @@ async function readConfigFile(file: string, cwd: string): Promise<RawConfig> {
     }
     return { file, format: "yaml", text };
   } catch (error) {
-    if (error instanceof PurgerError) throw error;
+    if (isPurgerError(error)) throw error;
     throw readError(file, cwd, error);
   }
 }
@@ -225,4 +217,12 @@ function readError(file: string, cwd: string, error: unknown): PurgerError {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+async function isFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
 }

@@ -2,9 +2,13 @@
  * `use:` → a plugin object. A ./relative or absolute path is taken from the
  * configuration file's directory; a package name is looked up from that
  * directory, then the working directory, then each extra path (the CLI passes
- * its own, so first-party plugins resolve from anywhere). Packages resolve
- * the way `import` does (their `exports` with the "import" condition), and
- * the module is loaded with dynamic `import()` (TypeScript works under tsx).
+ * its own, so first-party plugins resolve from anywhere) — except a
+ * first-party `@purger/*` name, which resolves from the extra paths first, so
+ * the plugins that ship with the CLI cannot be shadowed by a copy in some
+ * parent's node_modules. A `node_modules` in a directory others can write to
+ * is passed over (see trust.ts). Packages resolve the way `import` does
+ * (their `exports` with the "import" condition), and the module is loaded
+ * with dynamic `import()` (TypeScript works under tsx).
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -15,6 +19,7 @@ import { PurgerError } from "../errors.js";
 import type { AnyPlugin } from "../plugin.js";
 import { describeValue } from "./errors.js";
 import { createAjv } from "./schema.js";
+import { untrustedReason } from "./trust.js";
 
 export interface ResolvePluginOptions {
   /** Directory of the configuration file. */
@@ -50,20 +55,24 @@ export function resolvePluginPath(use: string, options: ResolvePluginOptions): s
     }
     return file;
   }
-  const bases = unique([options.configDir, options.cwd ?? process.cwd(), ...(options.resolvePaths ?? [])].map((dir) => path.resolve(dir)));
+  const extra = options.resolvePaths ?? [];
+  const local = [options.configDir, options.cwd ?? process.cwd()];
+  const bases = unique((isFirstParty(use) ? [...extra, ...local] : [...local, ...extra]).map((dir) => path.resolve(dir)));
   const causes: string[] = [];
+  const skipped: string[] = [];
   for (const base of bases) {
     try {
-      const file = resolvePackage(use, base);
+      const file = resolvePackage(use, base, skipped);
       if (file !== null) return file;
     } catch (error) {
       causes.push(error instanceof Error ? error.message : String(error));
     }
   }
   const cause = causes[0] === undefined ? `package ${JSON.stringify(use)} is not installed` : causes[0];
-  throw new PurgerError("PLUGIN", `cannot load ${JSON.stringify(use)}: ${cause}; looked in ${bases.join(", ")}`, {
+  const passedOver = skipped.length === 0 ? "" : `; passed over, as others can write there: ${unique(skipped).join("; ")}`;
+  throw new PurgerError("PLUGIN", `cannot load ${JSON.stringify(use)}: ${cause}; looked in ${bases.join(", ")}${passedOver}`, {
     hint: `install it next to the configuration file (npm install ${packageName(use)}), or give a ./relative path`,
-    details: { use, lookedIn: bases },
+    details: { use, lookedIn: bases, skipped: unique(skipped) },
   });
 }
 
@@ -195,25 +204,55 @@ function resolveFile(target: string): string | null {
   return null;
 }
 
-/** The file of package specifier `use` as seen from `base` (ESM rules, CommonJS rules as a fallback); null when not found. */
-function resolvePackage(use: string, base: string): string | null {
+/**
+ * The file of package specifier `use` as seen from `base` (ESM rules, CommonJS
+ * rules as a fallback); null when not found. A node_modules that others can
+ * write to is passed over (its reason added to `skipped`).
+ */
+function resolvePackage(use: string, base: string, skipped: string[]): string | null {
   const name = packageName(use);
   const subpath = use === name ? "." : `.${use.slice(name.length)}`;
   for (let dir = base; ; dir = path.dirname(dir)) {
     const packageDir = path.join(dir, "node_modules", name);
     if (isFile(path.join(packageDir, "package.json"))) {
-      const file = packageEntry(packageDir, subpath);
-      if (file !== null) return file;
-      break;
+      const reason = untrustedPackageDir(packageDir);
+      if (reason !== null) {
+        skipped.push(reason);
+      } else {
+        const file = packageEntry(packageDir, subpath);
+        if (file !== null) return file;
+        break;
+      }
     }
     if (path.dirname(dir) === dir) break;
   }
+  let file: string;
   try {
-    return createRequire(path.join(base, "noop.js")).resolve(use);
+    // For what the walk above does not see: Yarn Plug'n'Play, NODE_PATH, global folders.
+    file = createRequire(path.join(base, "noop.js")).resolve(use);
   } catch (error) {
     if ((error as { code?: string }).code === "MODULE_NOT_FOUND") return null;
     throw error;
   }
+  const marker = `${path.sep}node_modules${path.sep}`;
+  const at = file.lastIndexOf(marker);
+  if (at === -1) return file;
+  const reason = untrustedPackageDir(path.join(file.slice(0, at + marker.length), name));
+  if (reason === null) return file;
+  skipped.push(reason);
+  return null;
+}
+
+/** Why a package directory `…/node_modules/[@scope/]name` is not to be loaded from, or null. */
+function untrustedPackageDir(packageDir: string): string | null {
+  const scopeDir = path.dirname(packageDir);
+  const nodeModules = path.basename(scopeDir).startsWith("@") ? path.dirname(scopeDir) : scopeDir;
+  const chain = [path.dirname(nodeModules), nodeModules, ...(scopeDir === nodeModules ? [] : [scopeDir]), packageDir];
+  for (const dir of chain) {
+    const reason = untrustedReason(dir);
+    if (reason !== null) return reason;
+  }
+  return null;
 }
 
 /** The file a package exposes at `subpath` ("." or "./x"), following `exports` with the import condition, else `main`. */
@@ -273,6 +312,11 @@ function conditionalTarget(target: unknown): string | null {
 }
 
 const EXTENSIONS = [".ts", ".mts", ".js", ".mjs", ".cjs"];
+
+/** Whether `use` is in the scope the CLI's own plugins are published under. */
+function isFirstParty(use: string): boolean {
+  return use.startsWith("@purger/");
+}
 
 /** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
 function packageName(use: string): string {

@@ -43,7 +43,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import pg from "pg";
-import { PurgerError } from "../errors.js";
+import { isPurgerError, PurgerError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { quoteIdent } from "./quote.js";
 
@@ -94,7 +94,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     );
     return { url: urlOf(server, "purger"), owned: server.owned, stop: server.stop };
   } catch (error) {
-    if (error instanceof PurgerError) throw error;
+    if (isPurgerError(error)) throw error;
     throw new PurgerError("DATABASE", `could not start the embedded PostgreSQL in ${dir}: ${messageOf(error)}`, {
       cause: error,
       hint: `Check ${join(dir, "postgres.log")}; deleting ${dir} starts over with an empty database, or set database.url to use your own PostgreSQL.`,

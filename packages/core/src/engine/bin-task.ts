@@ -5,7 +5,7 @@
  * last attempt.
  */
 import type pg from "pg";
-import { PurgerError } from "../errors.js";
+import { isPurgerError, PurgerError } from "../errors.js";
 import type { PurgerEventEmitter } from "../events.js";
 import type { Logger } from "../log.js";
 import type { BinContext, Json } from "../plugin.js";
@@ -163,7 +163,7 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
       await addBinJob(pool, options.workerSchema, itemId);
       return;
     }
-    await fail(error, error instanceof PurgerError && (error.code === "PAYLOAD" || error.code === "CONFIG"));
+    await fail(error, isPurgerError(error, "PAYLOAD") || isPurgerError(error, "CONFIG"));
   }
 }
 
