@@ -12,9 +12,10 @@ import { createTestDatabase, runPlugin, testEntry } from "../src/testing.js";
 
 interface Options {
   table: string;
-  /** Terminate the run's own session (as a killed process's dies) in the middle of the guard's count. */
-  dieInCount?: boolean;
 }
+
+/** Terminate the run's own session (as a killed process's dies) in the middle of the guard's count. */
+let dieInCount = false;
 
 /** Deletes rows of `table` with `ts < cutoff`, keyset on id. */
 const sweep = definePlugin<Options>({
@@ -23,7 +24,7 @@ const sweep = definePlugin<Options>({
   usesRetention: true,
   options: {
     type: "object",
-    properties: { table: { type: "string" }, dieInCount: { type: "boolean" } },
+    properties: { table: { type: "string" } },
     required: ["table"],
     additionalProperties: false,
   },
@@ -37,9 +38,9 @@ const sweep = definePlugin<Options>({
     return { processed: rows.length, cursor: last, done: rows.length < ctx.batchSize };
   },
   async count(ctx, limit) {
-    if (ctx.options.dieInCount) {
+    if (dieInCount) {
       await ctx.pool.query(
-        `SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+        `SELECT pg_terminate_backend(l.pid, 10000) FROM pg_locks l
           WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       );
     }
@@ -129,7 +130,7 @@ describe("resuming a run after its config changed", () => {
     const later = new Date(NOW.getTime() + 60_000);
     const result = await runEntry({ pool: db.pool, entry: after, trigger: "continue", onLocked: "skip", now: () => later, events });
 
-    const reason = `the entry's config changed since run ${oldRunId} started (retention 1h → 30d; guard none → maxRows 3); a new run replaces it`;
+    const reason = `run ${oldRunId} cannot be resumed under the entry's current config (retention 1h → 30d; guard none → maxRows 3); a new run replaces it`;
     expect(result).toMatchObject({
       status: "guarded",
       cutoff: "2026-05-02T00:01:00.000Z",
@@ -220,7 +221,7 @@ describe("guards and crashes", () => {
     const entry = testEntry(sweep, {
       pool: db.pool,
       id: "guard-crash",
-      options: { table: "t_guard_crash", dieInCount: true },
+      options: { table: "t_guard_crash" },
       retention: "7d",
       guard: { maxRows: 3 },
     });
@@ -228,27 +229,26 @@ describe("guards and crashes", () => {
     const crashPool = new pg.Pool({ connectionString: db.url, max: 3 });
     crashPool.on("error", () => {});
     crashPool.on("connect", (client) => client.on("error", () => {}));
+    dieInCount = true;
     try {
       await expect(runEntry({ pool: crashPool, entry, trigger: "manual", onLocked: "fail", now: () => NOW })).rejects.toThrow(
         /terminat|connection/,
       );
     } finally {
+      dieInCount = false;
       await crashPool.end();
     }
-    const { rows: left } = await db.pool.query("SELECT id::text, status, guard_passed_at FROM purger.runs WHERE entry = 'guard-crash'");
-    expect(left).toEqual([{ id: expect.any(String), status: "running", guard_passed_at: null }]);
+    // As a killed process leaves it: `running`, resumable, and the guard never seen to pass.
+    const { rows: left } = await db.pool.query("SELECT id::text, status FROM purger.runs WHERE entry = 'guard-crash'");
+    expect(left).toEqual([{ id: expect.any(String), status: "running" }]);
 
-    const next = await runEntry({
-      pool: db.pool,
-      entry: { ...entry, options: { table: "t_guard_crash" } },
-      trigger: "manual",
-      onLocked: "fail",
-      now: () => NOW,
-    });
+    const next = await runEntry({ pool: db.pool, entry, trigger: "manual", onLocked: "fail", now: () => NOW });
     expect(next).toMatchObject({
+      runId: left[0].id,
       status: "guarded",
       guard: "guard.maxRows: more than 3 items qualify (counted 4, stopped counting at 4); nothing was changed",
     });
+    expect(next.superseded).toBeUndefined();
     expect(await ids("t_guard_crash")).toEqual(range(1, 10));
   });
 

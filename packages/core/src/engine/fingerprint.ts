@@ -37,7 +37,7 @@ export function runFingerprint(entry: EntryConfig): RunFingerprint {
  * before fingerprints existed) cannot be shown to match, so it never does.
  */
 export function fingerprintChanges(stored: unknown, current: RunFingerprint): string[] {
-  if (!isFingerprint(stored)) return ["the run has no record of the config it started with"];
+  if (!isFingerprint(stored)) return ["it has no record of the config it started with"];
   const changes: string[] = [];
   if (stored.plugin !== current.plugin || stored.version !== current.version) {
     changes.push(`plugin ${stored.plugin}@${stored.version} → ${current.plugin}@${current.version}`);

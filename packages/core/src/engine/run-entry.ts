@@ -405,7 +405,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
 /** End an unfinished run whose entry's config changed; returns what the new run reports about it. */
 async function supersede(input: LoopInput, run: RunRecord, changes: string[], now: Date): Promise<{ runId: string; reason: string }> {
   const { client, events, log, options } = input;
-  const reason = `the entry's config changed since run ${run.id} started (${changes.join("; ")}); a new run replaces it`;
+  const reason = `run ${run.id} cannot be resumed under the entry's current config (${changes.join("; ")}); a new run replaces it`;
   const durationMs = Math.max(0, now.getTime() - run.startedAt.getTime());
   await finishRun(client, run.id, {
     status: "superseded",
