@@ -6,9 +6,9 @@
  */
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { definePlugin, migrate, PurgerEventEmitter, runEntry } from "../src/index.js";
+import { cancelRun, definePlugin, migrate, PurgerEventEmitter, runEntry } from "../src/index.js";
 import type { EntryConfig, RunFinishEvent, RunStartEvent } from "../src/index.js";
-import { createTestDatabase, runPlugin, testEntry } from "../src/testing.js";
+import { createTestDatabase, runBin, runPlugin, testEntry } from "../src/testing.js";
 
 interface Options {
   table: string;
@@ -50,7 +50,19 @@ const sweep = definePlugin<Options>({
     );
     return rows[0]!.n;
   },
+  bin: {
+    probe: {
+      schema: { type: "object", additionalProperties: false },
+      async handle(ctx) {
+        binStartedAt.push(ctx.startedAt);
+        return { processed: 0 };
+      },
+    },
+  },
 });
+
+/** What the bin handler saw as its start time. */
+const binStartedAt: Date[] = [];
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 const NOW = new Date("2026-06-01T00:00:00Z");
@@ -215,6 +227,33 @@ describe("resuming a run after its config changed", () => {
   });
 });
 
+describe("cancelling an unfinished run", () => {
+  it("ends it cancelled and removes the service's pending continuation, so neither resumes it nor starts a run in its place", async () => {
+    await seed("t_cancel", 10, 0);
+    const entry = testEntry(sweep, {
+      pool: db.pool,
+      id: "cancel",
+      options: { table: "t_cancel" },
+      retention: "1h",
+      batchSize: 5,
+      timeout: "1ms",
+    });
+    const runId = await suspendedRun(entry);
+    await db.pool.query(
+      `SELECT purger_worker.add_job('purger:entry', '{"entry":"cancel","trigger":"continue"}'::json, job_key := 'purger:entry:cancel:continue')`,
+    );
+    const cancelled = await cancelRun({ pool: db.pool, entry: "cancel", workerSchema: "purger_worker" });
+    expect(cancelled).toMatchObject({ id: runId, processed: 5 });
+    expect(await runsOf("cancel")).toEqual([{ id: runId, status: "cancelled", processed: 5, error: "cancelled by an operator" }]);
+    const { rows } = await db.pool.query(
+      "SELECT count(*)::int AS n FROM purger_worker._private_jobs WHERE key = 'purger:entry:cancel:continue'",
+    );
+    expect(rows[0]).toEqual({ n: 0 });
+    expect(await cancelRun({ pool: db.pool, entry: "cancel" })).toBeNull();
+    expect(await ids("t_cancel")).toEqual(range(6, 10));
+  });
+});
+
 describe("guards and crashes", () => {
   it("a run whose session dies during the guard's count is resumed guard first: the next run ends guarded and deletes nothing", async () => {
     await seed("t_guard_crash", 10, 0);
@@ -293,6 +332,25 @@ describe("the run's clock", () => {
     const { rows } = await db.pool.query<{ inside: boolean }>(
       "SELECT cutoff BETWEEN now() - interval '7 days 1 minute' AND now() - interval '7 days' + interval '1 minute' AS inside FROM purger.runs WHERE id = $1",
       [result.runId],
+    );
+    expect(rows[0]).toEqual({ inside: true });
+  });
+
+  it("a bin handler's startedAt is the database's time too, whatever the host's clock says", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + 30 * DAY);
+    const items = await runBin(sweep, {
+      pool: db.pool,
+      id: "skew-bin",
+      options: { table: "t_skew" },
+      retention: "7d",
+      items: [{ handler: "probe", payload: {} }],
+    });
+    vi.useRealTimers();
+    expect(items).toMatchObject([{ status: "done" }]);
+    const { rows } = await db.pool.query<{ inside: boolean }>(
+      "SELECT $1::timestamptz BETWEEN now() - interval '1 minute' AND now() AS inside",
+      [binStartedAt[0]],
     );
     expect(rows[0]).toEqual({ inside: true });
   });
