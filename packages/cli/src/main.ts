@@ -16,6 +16,7 @@ import { doctorCommand } from "./commands/doctor.js";
 import { statusCommand } from "./commands/status.js";
 import { planCommand } from "./commands/plan.js";
 import { demoCommand } from "./commands/demo.js";
+import { runsCancelCommand } from "./commands/runs.js";
 
 export async function main(argv: string[], io: Io, errOut: (text: string) => void): Promise<number> {
   let exitCode = 0;
@@ -40,7 +41,8 @@ export async function main(argv: string[], io: Io, errOut: (text: string) => voi
     .command("once <id>")
     .description("run one entry now, to completion (a backfill)")
     .addOption(configOption())
-    .option("--dry-run", "count (and sample) what would be affected; change nothing")
+    .option("--dry-run", "count (and sample) what would be affected by running the batches and rolling each back")
+    .option("--count-only", "a dry run through the plugin's count alone: reads only, no row locks, no triggers")
     .option("--json", "print the run's summary as one JSON object on stdout")
     .option("--no-tui", "no terminal UI: JSON log lines on stderr")
     .option("--no-wait", "fail instead of waiting when another process runs this entry")
@@ -84,6 +86,13 @@ export async function main(argv: string[], io: Io, errOut: (text: string) => voi
     .option("--kind <kind>", "only this kind")
     .option("--json", "print JSON")
     .action(async (action: string, ids: string[], flags) => set(await binCommand(action, ids, flags, io)));
+  const runs = program.command("runs").description("act on an entry's runs");
+  runs
+    .command("cancel <entry>")
+    .description("abandon the entry's unfinished run (never resumed; the next run starts afresh)")
+    .addOption(configOption())
+    .option("--json", "print JSON")
+    .action(async (id: string, flags) => set(await runsCancelCommand(id, flags, io)));
   program
     .command("schema")
     .description("print the JSON Schema of purger.yaml")

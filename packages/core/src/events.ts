@@ -4,7 +4,11 @@
 import { EventEmitter } from "node:events";
 
 export type RunTrigger = "schedule" | "manual" | "start" | "after" | "continue" | "retry";
-export type RunStatus = "running" | "succeeded" | "failed" | "guarded" | "interrupted";
+/**
+ * `superseded`: the entry's config changed while the run was unfinished, so a new run replaced it;
+ * `cancelled`: abandoned by an operator (`purger runs cancel`).
+ */
+export type RunStatus = "running" | "succeeded" | "failed" | "guarded" | "interrupted" | "superseded" | "cancelled";
 
 export interface RunStartEvent {
   runId: string;
@@ -19,6 +23,8 @@ export interface RunStartEvent {
   done: number;
   /** True when this slice continues an earlier one (or a killed process's run). */
   resumed: boolean;
+  /** The unfinished run this one replaced because the entry's config changed, and what changed. */
+  superseded?: { runId: string; reason: string };
 }
 
 export interface BatchDoneEvent {

@@ -13,6 +13,8 @@ import { wantsTui } from "../ui/load.js";
 
 export interface OnceFlags extends ConfigFlags {
   dryRun?: boolean;
+  /** A dry run through the plugin's count alone (implies --dry-run). */
+  countOnly?: boolean;
   json?: boolean;
   tui?: boolean;
   wait?: boolean;
@@ -27,13 +29,14 @@ export async function onceCommand(id: string, flags: OnceFlags, io: Io): Promise
   const t0 = performance.now();
   const config = await loadCliConfig(flags, io);
   const entry = findEntry(config, id);
+  const dryRun = flags.countOnly ? "count" : (flags.dryRun ?? false);
   const controller = new AbortController();
   const events = new PurgerEventEmitter();
   // On a terminal (and without --no-tui / --json) the UI shows the run; logs go to a file meanwhile.
   const tui = wantsTui(flags, io.isTTY)
     ? await openCommandTui({
         mode: "once",
-        title: `once ${entry.id}${flags.dryRun ? " (dry run)" : ""}`,
+        title: `once ${entry.id}${dryRun === "count" ? " (count only)" : dryRun ? " (dry run)" : ""}`,
         entries: [entry],
         events,
         processId: `${hostname()}:${process.pid}`,
@@ -60,7 +63,7 @@ export async function onceCommand(id: string, flags: OnceFlags, io: Io): Promise
         pool: db.pool,
         entry,
         trigger: "manual",
-        dryRun: flags.dryRun ?? false,
+        dryRun,
         onLocked: flags.wait === false ? "fail" : "wait",
         onAbort: "interrupt",
         signal: controller.signal,
@@ -97,10 +100,24 @@ export function exitCodeOfRun(result: RunResult): number {
 
 export function formatSummary(r: OnceSummary): string {
   const rate = r.durationMs > 0 ? Math.round((r.processed / r.durationMs) * 1000) : 0;
+  const counted = r.dryRunMode === "count";
+  const seconds = `${(r.durationMs / 1000).toFixed(2)} s`;
   const lines = [
-    `${r.id} (${r.plugin}): ${r.status}${r.dryRun ? " (dry run: nothing was changed)" : ""}`,
-    `  ${r.dryRun ? "would process" : "processed"} ${r.processed} in ${r.batches} batches, ${(r.durationMs / 1000).toFixed(2)} s (${rate}/s)`,
+    `${r.id} (${r.plugin}): ${r.status}${counted ? " (count-only dry run: nothing was changed)" : r.dryRun ? " (dry run: nothing was changed)" : ""}`,
+    counted
+      ? `  would process ${r.processed}: a count by the plugin in ${seconds} (no batch ran: no row locks, no triggers)`
+      : `  ${r.dryRun ? "would process" : "processed"} ${r.processed} in ${r.batches} batches, ${seconds} (${rate}/s)`,
   ];
+  if (r.superseded) lines.push(`  ${r.superseded.reason}`);
+  if (r.resumable) {
+    const u = r.resumable;
+    const what = `unfinished run ${u.runId} (cutoff ${u.cutoff ?? "none"}, ${u.processed} processed)`;
+    lines.push(
+      u.fingerprintMatches
+        ? `  ${what}: a real run resumes it with its cutoff, not this dry run's`
+        : `  ${what}: a real run does not resume it (${u.changes.join("; ")}) and starts afresh`,
+    );
+  }
   if (r.tables) for (const [table, n] of Object.entries(r.tables)) lines.push(`  ${table}: ${n}`);
   if (r.sample && r.sample.length > 0) lines.push(`  sample: ${r.sample.join(", ")}`);
   if (r.guard) lines.push(`  ${r.guard}`);

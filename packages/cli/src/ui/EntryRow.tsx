@@ -176,6 +176,8 @@ const FINISHED = {
   failed: { text: "failed", color: "red", dim: false },
   guarded: { text: "guarded", color: "yellow", dim: false },
   interrupted: { text: "interrupted", color: "yellow", dim: false },
+  superseded: { text: "superseded", color: "yellow", dim: false },
+  cancelled: { text: "cancelled", color: "yellow", dim: false },
 } as const satisfies Record<string, StateText>;
 
 function progressOf(entry: EntryView, now: number, remote: RemoteRun | undefined): Progress | null {

@@ -9,6 +9,8 @@ const MARK = {
   failed: { mark: "✖", color: "red" },
   guarded: { mark: "⊘", color: "yellow" },
   interrupted: { mark: "■", color: "yellow" },
+  superseded: { mark: "↻", color: "yellow" },
+  cancelled: { mark: "■", color: "yellow" },
 } as const;
 
 export function FinishedRun({ run }: { run: FinishedRunData }) {

@@ -10,7 +10,15 @@ export interface RunsPanelProps {
   now: number;
 }
 
-const STATUS_COLOR = { succeeded: "green", failed: "red", guarded: "yellow", interrupted: "yellow", running: "cyan" } as const;
+const STATUS_COLOR = {
+  succeeded: "green",
+  failed: "red",
+  guarded: "yellow",
+  interrupted: "yellow",
+  superseded: "yellow",
+  cancelled: "yellow",
+  running: "cyan",
+} as const;
 
 export function RunsPanel({ panel, now }: RunsPanelProps) {
   return (

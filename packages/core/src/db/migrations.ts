@@ -79,6 +79,10 @@ CREATE TABLE IF NOT EXISTS purger.entries (
   paused boolean NOT NULL DEFAULT false,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- run: what decided a run (resumed only while it matches) and whether its guard passed.
+ALTER TABLE purger.runs ADD COLUMN IF NOT EXISTS fingerprint jsonb;
+ALTER TABLE purger.runs ADD COLUMN IF NOT EXISTS guard_passed_at timestamptz;
 `;
 
 /** Maximum size of a bin payload, in bytes of its JSON text. */

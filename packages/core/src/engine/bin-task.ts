@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import type { BinContext, Json } from "../plugin.js";
 import { addBinJob, findKind, getBinItem, validatePayload, type BinKind } from "./bin.js";
 import { errorMessage } from "./run-entry.js";
+import { databaseNow } from "./clock.js";
 
 export type BinStateCache = Map<string, { state: Promise<unknown>; release(): Promise<void> }>;
 
@@ -94,7 +95,7 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
   const ctx: BinContext<unknown, unknown> = {
     ...baseContext,
     state: undefined,
-    startedAt: new Date(),
+    startedAt: await databaseNow(pool),
     item: { id: itemId, kind: item.kind, attempt, checkpoint: item.checkpoint },
     async transaction(fn) {
       const client = await pool.connect();

@@ -7,6 +7,7 @@ import type { EntryConfig } from "../config/types.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Diagnostic, PluginContext } from "../plugin.js";
 import { initialBatchSize } from "./batch-size.js";
+import { databaseNow } from "./clock.js";
 
 export interface InspectOptions {
   pool: pg.Pool;
@@ -42,7 +43,7 @@ export async function estimateEntry(options: InspectOptions): Promise<number | n
   const plugin = options.entry.plugin;
   if (!plugin.estimate) return null;
   return withState(options, async (ctx, state) => {
-    const startedAt = new Date();
+    const startedAt = await databaseNow(options.pool);
     return plugin.estimate!({
       ...ctx,
       state,

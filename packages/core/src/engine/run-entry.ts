@@ -16,13 +16,37 @@ import type { BatchResult, Cursor, RunContext } from "../plugin.js";
 import { lockHolder, tryLockEntry, unlockEntry } from "./lock.js";
 import { adaptBatchSize, initialBatchSize } from "./batch-size.js";
 import { checkGuard } from "./guard.js";
-import { claimRun, finishRun, findResumableRun, insertFinishedRun, insertRun, saveCheckpoint, setRunTotal } from "./runs.js";
+import { databaseNow } from "./clock.js";
+import { fingerprintChanges, runFingerprint } from "./fingerprint.js";
+import {
+  claimRun,
+  finishRun,
+  findResumableRun,
+  insertFinishedRun,
+  insertRun,
+  markGuardPassed,
+  saveCheckpoint,
+  setRunTotal,
+  type RunRecord,
+} from "./runs.js";
+
+/**
+ * How a dry run changes nothing. `rollback`: the real batches, each rolled back — the same
+ * statements as a real run, so it counts exactly, but triggers fire and row locks are held
+ * while a batch lasts. `count`: only the plugin's `count` hook — reads, no row locks, no
+ * triggers; `processed` is that count.
+ */
+export type DryRunMode = "rollback" | "count";
 
 export interface RunEntryOptions {
   pool: pg.Pool;
   entry: EntryConfig;
   trigger: RunTrigger;
-  dryRun?: boolean;
+  /**
+   * Change nothing: `true` is `"rollback"` (see {@link DryRunMode}).
+   * @defaultValue false
+   */
+  dryRun?: boolean | DryRunMode;
   /** Return after one slice with `more: true` when work remains (the worker); otherwise run slices back to back. */
   sliced?: boolean;
   /** Another process runs the entry: wait for it (`once`), give up at once (`skip`, the worker), or throw LOCKED (`fail`). */
@@ -34,7 +58,7 @@ export interface RunEntryOptions {
   log?: Logger;
   /** Identifies this process in run records. */
   processId?: string;
-  /** The clock (tests fix it). */
+  /** Fixes the run's clock (tests). Default: the database's clock, read on the run's connection, never the host's. */
   now?: () => Date;
   /** Directory of the config file (plugins resolve relative paths from it). */
   configDir?: string;
@@ -59,25 +83,48 @@ export interface RunResult {
   error?: string;
   guard?: string;
   cutoff?: string;
+  /** How a dry run worked; `count`: `processed` is the plugin's count, no batch ran. */
+  dryRunMode?: DryRunMode;
+  /** A dry run: the unfinished run of the entry that a real run would resume (`fingerprintMatches`) or supersede. */
+  resumable?: ResumableRun;
+  /** The unfinished run this run replaced because the entry's config changed since it started. */
+  superseded?: { runId: string; reason: string };
+}
+
+export interface ResumableRun {
+  runId: string;
+  cutoff: string | null;
+  processed: number;
+  /** The entry's config still matches the run's: a real run resumes it with its cutoff and checkpoint. */
+  fingerprintMatches: boolean;
+  /** What changed when it does not match. */
+  changes: string[];
 }
 
 const SAMPLE_SIZE = 10;
 const LOCK_POLL_MS = 250;
 const PAUSE_POLL_MS = 200;
+/** `count`'s cap in a count-only dry run: none, in effect (still a valid bigint parameter). */
+const COUNT_ALL = Number.MAX_SAFE_INTEGER;
 
 export async function runEntry(options: RunEntryOptions): Promise<RunResult> {
   const { pool, entry } = options;
   const plugin = entry.plugin;
-  const dryRun = options.dryRun ?? false;
+  const dryRunMode: DryRunMode | null = options.dryRun === true ? "rollback" : options.dryRun ? options.dryRun : null;
+  const dryRun = dryRunMode !== null;
   const signal = options.signal ?? new AbortController().signal;
   const events = options.events;
-  const now = options.now ?? (() => new Date());
   const processId = options.processId ?? `${hostname()}:${process.pid}`;
   const log = (options.log ?? silentLogger).child({ entry: entry.id });
   const base = { runId: null, id: entry.id, plugin: plugin.name, dryRun, processed: 0, batches: 0, durationMs: 0, more: false };
 
   if (!plugin.batch) {
     return { ...base, status: "succeeded" };
+  }
+  if (dryRunMode === "count" && !plugin.count) {
+    throw new PurgerError("USAGE", `plugin ${plugin.name} cannot count what qualifies, so entry "${entry.id}" has no count-only dry run`, {
+      hint: "use --dry-run: it runs the batches and rolls each back",
+    });
   }
 
   const client = await pool.connect();
@@ -92,7 +139,7 @@ export async function runEntry(options: RunEntryOptions): Promise<RunResult> {
     const baseContext = { entry: entryInfo(entry, options), options: entry.options, pool, log, signal };
     const state = plugin.prepare ? await plugin.prepare(baseContext) : undefined;
     try {
-      return await runLoop({ options, client, state, dryRun, signal, events, now, processId, log, baseContext });
+      return await runLoop({ options, client, state, dryRunMode, signal, events, processId, log, baseContext });
     } finally {
       if (plugin.release) await plugin.release(state);
     }
@@ -106,26 +153,45 @@ interface LoopInput {
   options: RunEntryOptions;
   client: pg.PoolClient;
   state: unknown;
-  dryRun: boolean;
+  dryRunMode: DryRunMode | null;
   signal: AbortSignal;
   events: PurgerEventEmitter | undefined;
-  now: () => Date;
   processId: string;
   log: Logger;
   baseContext: Omit<RunContext<unknown, unknown>, "cutoff" | "startedAt" | "dryRun" | "batchSize" | "state">;
 }
 
 async function runLoop(input: LoopInput): Promise<RunResult> {
-  const { options, client, dryRun, signal, events, processId, log } = input;
+  const { options, client, dryRunMode, signal, events, processId, log } = input;
+  const dryRun = dryRunMode !== null;
   const { entry, trigger } = options;
   const plugin = entry.plugin;
   const batch = plugin.batch!;
-
-  // Resume an unfinished run (an earlier slice, or a process that died) with its cutoff and checkpoint.
-  const resumed = dryRun ? null : await findResumableRun(client, entry.id);
-  const startedAt = resumed?.startedAt ?? input.now();
-  const cutoff = resumed?.cutoff ?? new Date(startedAt.getTime() - (entry.retentionMs ?? 0));
+  const clock = options.now;
+  const sliceNow = clock ? clock() : await databaseNow(client);
   const sliceStart = performance.now();
+
+  // An unfinished run (an earlier slice, or a process that died) resumes with its cutoff and checkpoint,
+  // but only while what decided it is unchanged: otherwise a new run replaces it, under the new config and guard.
+  const fingerprint = runFingerprint(entry);
+  const unfinished = await findResumableRun(client, entry.id);
+  const changes = unfinished ? fingerprintChanges(unfinished.fingerprint, fingerprint) : [];
+  const superseded = unfinished && changes.length > 0 && !dryRun ? await supersede(input, unfinished, changes, sliceNow) : undefined;
+  const resumed = unfinished && changes.length === 0 && !dryRun ? unfinished : null;
+  const resumable: ResumableRun | undefined =
+    dryRun && unfinished
+      ? {
+          runId: unfinished.id,
+          cutoff: unfinished.cutoff?.toISOString() ?? null,
+          processed: unfinished.processed,
+          fingerprintMatches: changes.length === 0,
+          changes,
+        }
+      : undefined;
+  const startedAt = resumed?.startedAt ?? sliceNow;
+  const cutoff = resumed?.cutoff ?? new Date(startedAt.getTime() - (entry.retentionMs ?? 0));
+  // Both ends on the same clock: the run's start was read from it, by this or an earlier slice.
+  const earlierMs = sliceNow.getTime() - startedAt.getTime();
   let batchSize = initialBatchSize(entry.batchSize);
   const runContext: RunContext<unknown, unknown> = {
     ...input.baseContext,
@@ -141,7 +207,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
   let tables: Record<string, number> | null = resumed?.tables ?? null;
   let cursor: Cursor | null = resumed?.checkpoint ?? null;
   const sample: string[] = [];
-  const elapsed = () => (resumed ? Date.now() - startedAt.getTime() : performance.now() - sliceStart);
+  const elapsed = () => earlierMs + (performance.now() - sliceStart);
 
   let runId: string | null = resumed?.id ?? null;
   const finish = async (status: Exclude<RunStatus, "running">, extra: { error?: string; guard?: string } = {}): Promise<RunResult> => {
@@ -173,7 +239,9 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       more: false,
       cutoff: cutoff.toISOString(),
       ...(tables ? { tables } : {}),
-      ...(dryRun ? { sample } : {}),
+      ...(dryRunMode ? { sample, dryRunMode } : {}),
+      ...(resumable ? { resumable } : {}),
+      ...(superseded ? { superseded } : {}),
       ...extra,
     };
     events?.emit("run:finish", {
@@ -196,16 +264,28 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
   if (resumed) {
     runId = resumed.id;
   } else if (!dryRun) {
-    runId = await insertRun(client, { entry: entry.id, plugin: plugin.name, trigger, dryRun, cutoff, startedAt, processId });
+    runId = await insertRun(client, {
+      entry: entry.id,
+      plugin: plugin.name,
+      trigger,
+      dryRun,
+      cutoff,
+      startedAt,
+      processId,
+      fingerprint,
+      guardPassed: entry.guard === null,
+    });
   }
 
   let total: number | null = null;
   try {
-    if (!resumed && entry.guard) {
+    // A run whose process died during its guard's count has no mark: count again before any change.
+    if (entry.guard && (resumed === null || !resumed.guardPassedAt)) {
       const verdict = await checkGuard(plugin, runContext, entry.guard);
       if (verdict) return await finish("guarded", { guard: verdict });
+      if (runId !== null) await markGuardPassed(client, runId);
     }
-    if (plugin.estimate) {
+    if (plugin.estimate && dryRunMode !== "count") {
       const left = await plugin.estimate(runContext);
       total = left === null ? null : left + processed;
     }
@@ -227,8 +307,18 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     total,
     done: processed,
     resumed: resumed !== null,
+    ...(superseded ? { superseded } : {}),
   });
   log.info({ event: "run:start", runId, trigger, dryRun, cutoff, total, resumed: resumed !== null }, "run started");
+
+  if (dryRunMode === "count") {
+    try {
+      processed = await plugin.count!(runContext, COUNT_ALL);
+    } catch (error) {
+      return await finish("failed", { error: errorMessage(error) });
+    }
+    return await finish("succeeded");
+  }
 
   // The run stays `running` with its checkpoint; the next slice (any process) resumes it.
   const suspend = (): RunResult => ({
@@ -241,6 +331,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     batches,
     durationMs: Math.round(elapsed()),
     more: true,
+    ...(superseded ? { superseded } : {}),
   });
   let sliceDeadline = performance.now() + entry.timeoutMs;
   let sliceProcessed = 0;
@@ -310,6 +401,36 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     if (done) return await finish("succeeded");
     batchSize = adaptBatchSize(entry.batchSize, batchSize, result.processed, batchMs);
   }
+}
+
+/** End an unfinished run whose entry's config changed; returns what the new run reports about it. */
+async function supersede(input: LoopInput, run: RunRecord, changes: string[], now: Date): Promise<{ runId: string; reason: string }> {
+  const { client, events, log, options } = input;
+  const reason = `run ${run.id} cannot be resumed under the entry's current config (${changes.join("; ")}); a new run replaces it`;
+  const durationMs = Math.max(0, now.getTime() - run.startedAt.getTime());
+  await finishRun(client, run.id, {
+    status: "superseded",
+    processed: run.processed,
+    batches: run.batches,
+    tables: run.tables,
+    error: reason,
+    guard: null,
+    durationMs,
+  });
+  events?.emit("run:finish", {
+    runId: run.id,
+    entry: options.entry.id,
+    plugin: run.plugin,
+    status: "superseded",
+    dryRun: false,
+    processed: run.processed,
+    batches: run.batches,
+    durationMs,
+    ...(run.tables ? { tables: run.tables } : {}),
+    error: reason,
+  });
+  log.warn({ event: "run:finish", runId: run.id, status: "superseded", processed: run.processed, changes }, `run superseded: ${reason}`);
+  return { runId: run.id, reason };
 }
 
 async function acquireLock(client: pg.PoolClient, options: RunEntryOptions, signal: AbortSignal): Promise<boolean> {

@@ -28,10 +28,14 @@ export interface RunRecord {
   error: string | null;
   guard: string | null;
   durationMs: number | null;
+  /** What decided the run (see fingerprint.ts); null for runs recorded before fingerprints. */
+  fingerprint?: Json | null;
+  /** When the run's guard was found satisfied; null while it has not been (a crash during the count). */
+  guardPassedAt?: Date | null;
 }
 
 const COLUMNS = `id::text, entry, plugin, trigger, status, dry_run, cutoff, started_at, finished_at, processed,
-  batches, slices, total, tables, checkpoint, process_id, error, guard, duration_ms`;
+  batches, slices, total, tables, checkpoint, process_id, error, guard, duration_ms, fingerprint, guard_passed_at`;
 
 interface RunRow {
   id: string;
@@ -53,6 +57,8 @@ interface RunRow {
   error: string | null;
   guard: string | null;
   duration_ms: number | null;
+  fingerprint: Json | null;
+  guard_passed_at: Date | null;
 }
 
 function toRecord(row: RunRow): RunRecord {
@@ -76,6 +82,8 @@ function toRecord(row: RunRow): RunRecord {
     error: row.error,
     guard: row.guard,
     durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
+    fingerprint: row.fingerprint,
+    guardPassedAt: row.guard_passed_at,
   };
 }
 
@@ -98,13 +106,36 @@ export interface NewRun {
   processId: string;
 }
 
-export async function insertRun(db: pg.ClientBase, run: NewRun): Promise<string> {
+export interface NewResumableRun extends NewRun {
+  fingerprint: object;
+  /** False when a guard must still pass before the first change. */
+  guardPassed: boolean;
+}
+
+export async function insertRun(db: pg.ClientBase, run: NewResumableRun): Promise<string> {
   const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO purger.runs (entry, plugin, trigger, status, dry_run, cutoff, started_at, process_id, host, pid)
-     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9) RETURNING id::text`,
-    [run.entry, run.plugin, run.trigger, run.dryRun, run.cutoff, run.startedAt, run.processId, hostname(), process.pid],
+    `INSERT INTO purger.runs (entry, plugin, trigger, status, dry_run, cutoff, started_at, process_id, host, pid, fingerprint, guard_passed_at)
+     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10::jsonb, CASE WHEN $11::boolean THEN now() END) RETURNING id::text`,
+    [
+      run.entry,
+      run.plugin,
+      run.trigger,
+      run.dryRun,
+      run.cutoff,
+      run.startedAt,
+      run.processId,
+      hostname(),
+      process.pid,
+      JSON.stringify(run.fingerprint),
+      run.guardPassed,
+    ],
   );
   return rows[0]!.id;
+}
+
+/** The guard passed: from now on a resumed run goes on without counting again. */
+export async function markGuardPassed(db: pg.ClientBase, runId: string): Promise<void> {
+  await db.query("UPDATE purger.runs SET guard_passed_at = now(), updated_at = now() WHERE id = $1", [runId]);
 }
 
 /** Mark a resumed run as owned by this process (a new slice). */
