@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import pg from "pg";
 import {
+  binDepth,
   binKinds,
   definePlugin,
   enqueue,
@@ -249,6 +250,13 @@ describe("a kind this worker's config lacks (a rolling deploy)", () => {
         claimed_by: null,
       });
       expect(await laterJobs(id)).toBe(0);
+      expect(await binDepth(db.pool)).toContainEqual({
+        kind: "fresh.mark",
+        pending: 1,
+        failed: 0,
+        oldestMs: expect.any(Number),
+        parked: 1,
+      });
       const current = await startWorker({ config: config([entry, newEntry]), pool: namedPool("new"), heartbeatMs: 200 });
       workers.push(current);
       await waitFor("the item handled", async () => (await item(id)).status === "done");

@@ -151,12 +151,15 @@ export interface BinDepth {
   failed: number;
   /** Age of the oldest pending item in ms, null when none is pending. */
   oldestMs: number | null;
+  /** Pending items that wait, without a job, for a live worker that knows their kind; absent when none. */
+  parked?: number;
 }
 
 export async function binDepth(db: pg.Pool | pg.ClientBase): Promise<BinDepth[]> {
-  const { rows } = await db.query<{ kind: string; pending: number; failed: number; oldest_ms: number | null }>(
+  const { rows } = await db.query<{ kind: string; pending: number; failed: number; oldest_ms: number | null; parked: number }>(
     `SELECT k.kind,
             count(b.id) FILTER (WHERE b.status = 'pending')::int AS pending,
+            count(b.id) FILTER (WHERE b.status = 'pending' AND b.parked_at IS NOT NULL)::int AS parked,
             count(b.id) FILTER (WHERE b.status = 'failed')::int AS failed,
             (extract(epoch FROM now() - min(b.created_at) FILTER (WHERE b.status = 'pending')) * 1000)::float8 AS oldest_ms
        FROM (SELECT kind FROM purger.bin_kinds UNION SELECT DISTINCT kind FROM purger.bin WHERE status IN ('pending', 'failed')) k
@@ -168,6 +171,7 @@ export async function binDepth(db: pg.Pool | pg.ClientBase): Promise<BinDepth[]>
     pending: r.pending,
     failed: r.failed,
     oldestMs: r.oldest_ms === null ? null : Math.round(r.oldest_ms),
+    ...(r.parked > 0 ? { parked: r.parked } : {}),
   }));
 }
 
