@@ -36,8 +36,10 @@ export function binItemLockKey(itemId: string): string {
 }
 
 export function createBinItemLocks(pool: pg.Pool, log: Logger): BinItemLocks {
-  const held = new Map<string, AbortController>();
+  /** Items locked (or being locked) by this process, with the session holding each lock. */
+  const held = new Map<string, { controller: AbortController; client: pg.Client | null }>();
   let session: Promise<pg.Client> | null = null;
+  let active: pg.Client | null = null;
   let closed = false;
   // One query at a time on the session (pg deprecates overlapping ones on a client).
   let queue: Promise<unknown> = Promise.resolve();
@@ -48,17 +50,18 @@ export function createBinItemLocks(pool: pg.Pool, log: Logger): BinItemLocks {
   };
 
   const lose = (client: pg.Client, error: Error) => {
-    if (session === null) return;
-    const current = session;
+    // Only the session in use counts: an old one's late `end` must not touch the locks of its successor.
+    if (client !== active) return;
+    active = null;
     session = null;
-    void current
-      .then(async (c) => {
-        if (c === client) await c.end();
-      })
-      .catch(() => {});
-    if (held.size > 0) log.warn({ items: [...held.keys()], error: error.message }, "lost the bin item locks: their connection died");
-    for (const controller of held.values()) controller.abort(new Error(`the item lock was lost: ${error.message}`));
-    held.clear();
+    client.end().catch(() => {});
+    const lost = [...held].filter(([, h]) => h.client === client);
+    if (lost.length > 0)
+      log.warn({ items: lost.map(([id]) => id), error: error.message }, "lost the bin item locks: their connection died");
+    for (const [id, h] of lost) {
+      held.delete(id);
+      h.controller.abort(new Error(`the item lock was lost: ${error.message}`));
+    }
   };
 
   const connect = (): Promise<pg.Client> => {
@@ -72,6 +75,7 @@ export function createBinItemLocks(pool: pg.Pool, log: Logger): BinItemLocks {
         session = null;
         throw error;
       }
+      active = client;
       return client;
     })();
     return session;
@@ -80,9 +84,9 @@ export function createBinItemLocks(pool: pg.Pool, log: Logger): BinItemLocks {
   return {
     async tryLock(itemId) {
       if (closed || held.has(itemId)) return null;
-      const controller = new AbortController();
       // Claimed in memory before the round trip, so two jobs of one item in this process cannot both pass.
-      held.set(itemId, controller);
+      const mine = { controller: new AbortController(), client: null as pg.Client | null };
+      held.set(itemId, mine);
       let client: pg.Client;
       try {
         client = await connect();
@@ -90,19 +94,25 @@ export function createBinItemLocks(pool: pg.Pool, log: Logger): BinItemLocks {
           client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [binItemLockKey(itemId)]),
         );
         if (rows[0]?.locked !== true) {
-          held.delete(itemId);
+          if (held.get(itemId) === mine) held.delete(itemId);
           return null;
         }
       } catch (error) {
-        if (held.get(itemId) === controller) held.delete(itemId);
+        if (held.get(itemId) === mine) held.delete(itemId);
         throw error;
       }
+      if (held.get(itemId) !== mine || client !== active) {
+        // The session died while the lock was taken: it is gone with it.
+        if (held.get(itemId) === mine) held.delete(itemId);
+        mine.controller.abort(new Error("the item lock was lost: its connection died"));
+      } else {
+        mine.client = client;
+      }
       return {
-        signal: controller.signal,
+        signal: mine.controller.signal,
         async release() {
-          if (held.get(itemId) !== controller) return;
+          if (held.get(itemId) !== mine) return;
           held.delete(itemId);
-          if (controller.signal.aborted) return;
           // An unlock that fails means the connection is going away, and the lock with it.
           await serial(() => client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [binItemLockKey(itemId)])).catch(() => {});
         },
@@ -110,10 +120,11 @@ export function createBinItemLocks(pool: pg.Pool, log: Logger): BinItemLocks {
     },
     async close() {
       closed = true;
-      const current = session;
+      const current = active;
+      active = null;
       session = null;
       held.clear();
-      if (current) await (await current.catch(() => null))?.end().catch(() => {});
+      await current?.end().catch(() => {});
     },
   };
 }
