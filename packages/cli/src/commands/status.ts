@@ -39,7 +39,12 @@ export function formatStatus(status: ClusterStatus, now = Date.now()): string {
   );
   const bin = formatTable(
     ["bin kind", "pending", "oldest", "failed"],
-    status.bin.map((b) => [b.kind, String(b.pending), b.oldestMs === null ? "" : formatAge(b.oldestMs), String(b.failed)]),
+    status.bin.map((b) => [
+      b.kind,
+      b.parked ? `${b.pending} (${b.parked} no worker knows the kind)` : String(b.pending),
+      b.oldestMs === null ? "" : formatAge(b.oldestMs),
+      String(b.failed),
+    ]),
   );
   const processes =
     status.processes.length === 0

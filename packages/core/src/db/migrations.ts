@@ -83,6 +83,12 @@ CREATE TABLE IF NOT EXISTS purger.entries (
 -- run: what decided a run (resumed only while it matches) and whether its guard passed.
 ALTER TABLE purger.runs ADD COLUMN IF NOT EXISTS fingerprint jsonb;
 ALTER TABLE purger.runs ADD COLUMN IF NOT EXISTS guard_passed_at timestamptz;
+-- bin workers: the handler holding an item, items parked for a kind no live worker knows, what each process knows and its pid namespace
+ALTER TABLE purger.bin ADD COLUMN IF NOT EXISTS claimed_by text;
+ALTER TABLE purger.bin ADD COLUMN IF NOT EXISTS parked_at timestamptz;
+CREATE INDEX IF NOT EXISTS bin_parked_idx ON purger.bin (kind) WHERE parked_at IS NOT NULL;
+ALTER TABLE purger.processes ADD COLUMN IF NOT EXISTS kinds text[];
+ALTER TABLE purger.processes ADD COLUMN IF NOT EXISTS pid_namespace text;
 `;
 
 /** Maximum size of a bin payload, in bytes of its JSON text. */
@@ -90,6 +96,8 @@ export const MAX_PAYLOAD_BYTES = 65_536;
 /** Attempts of a bin item before it ends in the visible `failed` state. */
 export const BIN_MAX_ATTEMPTS = 10;
 export const BIN_TASK = "purger:bin";
+/** graphile-worker priority of bin jobs (lower runs first): an entry's job never queues behind a bin flood. */
+export const BIN_JOB_PRIORITY = 10;
 
 function enqueueFunctionSql(workerSchema: string): string {
   const addJob = `${quoteIdent(workerSchema)}.add_job`;
@@ -114,7 +122,7 @@ BEGIN
       USING ERRCODE = '54000';
   END IF;
   INSERT INTO purger.bin (kind, payload, max_attempts) VALUES (kind, payload, ${BIN_MAX_ATTEMPTS}) RETURNING id INTO item_id;
-  PERFORM ${addJob}('${BIN_TASK}', json_build_object('item', item_id::text), max_attempts := ${BIN_MAX_ATTEMPTS});
+  PERFORM ${addJob}('${BIN_TASK}', json_build_object('item', item_id::text), max_attempts := ${BIN_MAX_ATTEMPTS}, priority := ${BIN_JOB_PRIORITY});
   RETURN item_id;
 END
 $fn$;

@@ -1,15 +1,29 @@
 /**
- * Handling one bin item (the `purger:bin` task). Retries are purger's own —
+ * Handling one bin item (the `purger:bin` task, and `purger:bin:<kind>` for
+ * an item left by a worker that does not know its kind). One handler at a
+ * time per item (bin-lock.ts). Retries are purger's own —
  * exponential backoff with jitter through a delayed job — so the item's
  * visible state in `purger.bin` is exact: pending, done, or failed after its
  * last attempt.
  */
+import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { isPurgerError, PurgerError } from "../errors.js";
 import type { PurgerEventEmitter } from "../events.js";
 import type { Logger } from "../log.js";
 import type { BinContext, Json } from "../plugin.js";
-import { addBinJob, findKind, getBinItem, validatePayload, type BinKind } from "./bin.js";
+import {
+  addBinJob,
+  claimBinItem,
+  findKind,
+  getBinItem,
+  liveWorkerKnows,
+  parkBinItem,
+  unknownKindMessage,
+  validatePayload,
+  type BinKind,
+} from "./bin.js";
+import type { BinItemLock, BinItemLocks } from "./bin-lock.js";
 import { errorMessage } from "./run-entry.js";
 import { databaseNow } from "./clock.js";
 
@@ -25,9 +39,16 @@ export interface HandleBinItemOptions {
   workerSchema: string;
   configDir: string;
   events?: PurgerEventEmitter;
+  /** This process's item locks: one handler per item across the cluster. */
+  locks: BinItemLocks;
+  /** This process's id in `purger.processes`. */
+  processId: string;
+  /** Silence after which a process counts as dead (whether a live worker knows a kind). */
+  deadAfterMs: number;
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
+const BUSY_RECHECK_MS = 5_000;
 
 /** Backoff before attempt `attempt + 1`: 2^attempt s (1 s, 2 s, 4 s … capped at 1 h), ±25 % jitter. */
 export function binBackoffMs(attempt: number, random: () => number = Math.random): number {
@@ -36,39 +57,85 @@ export function binBackoffMs(attempt: number, random: () => number = Math.random
 }
 
 export async function handleBinItem(options: HandleBinItemOptions): Promise<void> {
+  const { pool, itemId } = options;
+  const found = await getBinItem(pool, itemId);
+  if (!found || found.status !== "pending") return;
+  const kind = findKind(options.kinds, found.kind);
+  if (!kind) {
+    await leaveForAnotherWorker(options, found.kind);
+    return;
+  }
+  const lock = await options.locks.tryLock(itemId);
+  if (!lock) {
+    // Another handler has it. Look again later, in case that one dies before it finishes.
+    await addBinJob(pool, options.workerSchema, itemId, new Date(Date.now() + BUSY_RECHECK_MS));
+    return;
+  }
+  try {
+    await handleClaimed(options, kind, lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * A kind this process's config lacks (a rolling deploy: a newer config registered it) costs the item
+ * no attempt: it goes to the kind's own task, which only workers that know the kind take, or, when no
+ * live worker knows it, it waits without a job, visibly, until one starts (see `unparkBinItems`).
+ */
+async function leaveForAnotherWorker(options: HandleBinItemOptions, kind: string): Promise<void> {
+  const { pool, itemId } = options;
+  if (await liveWorkerKnows(pool, options.processId, kind, options.deadAfterMs)) {
+    await addBinJob(pool, options.workerSchema, itemId, undefined, kind);
+    options.log.info({ binItem: itemId, kind }, "bin item of a kind this process does not know: left to a worker that knows it");
+  } else {
+    await parkBinItem(pool, itemId, kind);
+    options.log.warn({ binItem: itemId, kind }, unknownKindMessage(kind));
+  }
+}
+
+async function handleClaimed(options: HandleBinItemOptions, kind: BinKind, lock: BinItemLock): Promise<void> {
   const { pool, itemId, events } = options;
-  const item = await getBinItem(pool, itemId);
-  if (!item || item.status !== "pending") return;
+  const claim = `${options.processId}/${randomUUID().slice(0, 8)}`;
+  const item = await claimBinItem(pool, itemId, claim);
+  if (!item) return;
   const log = options.log.child({ binItem: itemId, kind: item.kind });
-  const kind = findKind(options.kinds, item.kind);
-  const entryId = kind?.entry.id ?? item.kind.split(".")[0] ?? item.kind;
-  const attempt = item.attempts + 1;
-  await pool.query("UPDATE purger.bin SET attempts = $2, updated_at = now() WHERE id = $1", [itemId, attempt]);
-  events?.emit("bin:item:start", { itemId, kind: item.kind, entry: entryId, attempt });
+  const entry = kind.entry;
+  const attempt = item.attempts;
+  // Every write of this handler checks its claim: a handler that lost the item overwrites nothing.
+  let lost = false;
+  const owned = async (sql: string, values: unknown[] = []): Promise<boolean> => {
+    const { rowCount } = await pool.query(`${sql} WHERE id = $1 AND claimed_by = $2`, [itemId, claim, ...values]);
+    if ((rowCount ?? 0) > 0) return true;
+    if (!lost) log.warn({ event: "bin:item:lost" }, "another handler took this bin item over; this handler's outcome is dropped");
+    lost = true;
+    return false;
+  };
+  // The lock died with its connection: the item may be free for another process, so it needs a job now.
+  lock.signal.addEventListener("abort", () => {
+    addBinJob(pool, options.workerSchema, itemId).catch((error: unknown) =>
+      log.warn({ error: errorMessage(error) }, "could not re-add the job of a bin item whose lock was lost"),
+    );
+  });
+  events?.emit("bin:item:start", { itemId, kind: item.kind, entry: entry.id, attempt });
   const started = performance.now();
 
   const fail = async (error: unknown, final: boolean) => {
     const message = errorMessage(error);
     if (final || attempt >= item.maxAttempts) {
-      await pool.query("UPDATE purger.bin SET status = 'failed', last_error = $2, updated_at = now(), finished_at = now() WHERE id = $1", [
-        itemId,
-        message,
-      ]);
-      events?.emit("bin:item:fail", { itemId, kind: item.kind, entry: entryId, attempt, final: true, error: message });
+      if (!(await owned("UPDATE purger.bin SET status = 'failed', last_error = $3, updated_at = now(), finished_at = now()", [message])))
+        return;
+      events?.emit("bin:item:fail", { itemId, kind: item.kind, entry: entry.id, attempt, final: true, error: message });
       log.error({ event: "bin:item:fail", attempt, error: message, final: true }, "bin item failed for good");
     } else {
       const delay = binBackoffMs(attempt);
-      await pool.query("UPDATE purger.bin SET last_error = $2, updated_at = now() WHERE id = $1", [itemId, message]);
+      if (!(await owned("UPDATE purger.bin SET last_error = $3, updated_at = now()", [message]))) return;
       await addBinJob(pool, options.workerSchema, itemId, new Date(Date.now() + delay));
-      events?.emit("bin:item:fail", { itemId, kind: item.kind, entry: entryId, attempt, final: false, error: message });
+      events?.emit("bin:item:fail", { itemId, kind: item.kind, entry: entry.id, attempt, final: false, error: message });
       log.warn({ event: "bin:item:fail", attempt, error: message, retryInMs: delay }, "bin item failed; will retry");
     }
   };
 
-  if (!kind) {
-    await fail(new PurgerError("PAYLOAD", `no entry of this process's purger.yaml handles kind "${item.kind}"`), false);
-    return;
-  }
   let payload: Record<string, Json>;
   try {
     payload = validatePayload(kind, item.payload);
@@ -77,8 +144,7 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
     return;
   }
 
-  const entry = kind.entry;
-  const signal = AbortSignal.any([options.signal, AbortSignal.timeout(entry.timeoutMs)]);
+  const signal = AbortSignal.any([options.signal, lock.signal, AbortSignal.timeout(entry.timeoutMs)]);
   const baseContext = {
     entry: {
       id: entry.id,
@@ -112,12 +178,15 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
       }
     },
     async saveCheckpoint(checkpoint, done) {
+      if (
+        !(await owned("UPDATE purger.bin SET checkpoint = $3::jsonb, processed = $4, updated_at = now()", [
+          JSON.stringify(checkpoint),
+          done,
+        ]))
+      ) {
+        throw new PurgerError("LOCKED", `bin item ${itemId} was taken over by another handler`);
+      }
       processed = done;
-      await pool.query("UPDATE purger.bin SET checkpoint = $2::jsonb, processed = $3, updated_at = now() WHERE id = $1", [
-        itemId,
-        JSON.stringify(checkpoint),
-        done,
-      ]);
     },
     progress(done, total) {
       events?.emit("bin:item:progress", { itemId, kind: item.kind, entry: entry.id, done, total: total ?? null });
@@ -129,10 +198,7 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
     const result = await kind.handler.handle(ctx, payload);
     processed = Math.max(processed, result.processed);
     if (result.done === false) {
-      await pool.query("UPDATE purger.bin SET processed = $2, attempts = attempts - 1, updated_at = now() WHERE id = $1", [
-        itemId,
-        processed,
-      ]);
+      if (!(await owned("UPDATE purger.bin SET processed = $3, attempts = attempts - 1, updated_at = now()", [processed]))) return;
       await addBinJob(pool, options.workerSchema, itemId);
       events?.emit("bin:item:done", {
         itemId,
@@ -144,10 +210,13 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
       });
       return;
     }
-    await pool.query(
-      "UPDATE purger.bin SET status = 'done', processed = $2, last_error = NULL, updated_at = now(), finished_at = now() WHERE id = $1",
-      [itemId, processed],
-    );
+    if (
+      !(await owned("UPDATE purger.bin SET status = 'done', processed = $3, last_error = NULL, updated_at = now(), finished_at = now()", [
+        processed,
+      ]))
+    ) {
+      return;
+    }
     events?.emit("bin:item:done", {
       itemId,
       kind: item.kind,
@@ -158,10 +227,9 @@ export async function handleBinItem(options: HandleBinItemOptions): Promise<void
     });
     log.info({ event: "bin:item:done", processed, durationMs: Math.round(performance.now() - started) }, "bin item handled");
   } catch (error) {
-    if (options.signal.aborted) {
-      // Shutdown: the item stays pending and is taken again (by this or another process).
-      await pool.query("UPDATE purger.bin SET attempts = attempts - 1 WHERE id = $1", [itemId]);
-      await addBinJob(pool, options.workerSchema, itemId);
+    if (options.signal.aborted || lock.signal.aborted) {
+      // Shutdown or a lost lock: the item stays pending and is taken again (by this or another process).
+      if (await owned("UPDATE purger.bin SET attempts = attempts - 1")) await addBinJob(pool, options.workerSchema, itemId);
       return;
     }
     await fail(error, isPurgerError(error, "PAYLOAD") || isPurgerError(error, "CONFIG"));

@@ -8,7 +8,7 @@
 import AjvModule, { type ValidateFunction } from "ajv";
 import type pg from "pg";
 import type { EntryConfig } from "../config/types.js";
-import { MAX_PAYLOAD_BYTES, BIN_TASK } from "../db/migrations.js";
+import { MAX_PAYLOAD_BYTES, BIN_JOB_PRIORITY, BIN_TASK } from "../db/migrations.js";
 import { quoteIdent } from "../db/quote.js";
 import { PurgerError } from "../errors.js";
 import type { AnyPlugin, BinHandler, Json } from "../plugin.js";
@@ -151,12 +151,15 @@ export interface BinDepth {
   failed: number;
   /** Age of the oldest pending item in ms, null when none is pending. */
   oldestMs: number | null;
+  /** Pending items that wait, without a job, for a live worker that knows their kind; absent when none. */
+  parked?: number;
 }
 
 export async function binDepth(db: pg.Pool | pg.ClientBase): Promise<BinDepth[]> {
-  const { rows } = await db.query<{ kind: string; pending: number; failed: number; oldest_ms: number | null }>(
+  const { rows } = await db.query<{ kind: string; pending: number; failed: number; oldest_ms: number | null; parked: number }>(
     `SELECT k.kind,
             count(b.id) FILTER (WHERE b.status = 'pending')::int AS pending,
+            count(b.id) FILTER (WHERE b.status = 'pending' AND b.parked_at IS NOT NULL)::int AS parked,
             count(b.id) FILTER (WHERE b.status = 'failed')::int AS failed,
             (extract(epoch FROM now() - min(b.created_at) FILTER (WHERE b.status = 'pending')) * 1000)::float8 AS oldest_ms
        FROM (SELECT kind FROM purger.bin_kinds UNION SELECT DISTINCT kind FROM purger.bin WHERE status IN ('pending', 'failed')) k
@@ -168,6 +171,7 @@ export async function binDepth(db: pg.Pool | pg.ClientBase): Promise<BinDepth[]>
     pending: r.pending,
     failed: r.failed,
     oldestMs: r.oldest_ms === null ? null : Math.round(r.oldest_ms),
+    ...(r.parked > 0 ? { parked: r.parked } : {}),
   }));
 }
 
@@ -202,12 +206,82 @@ export async function dropBinItems(db: pg.Pool, ids?: string[]): Promise<number>
   return rowCount ?? 0;
 }
 
-export async function addBinJob(db: pg.ClientBase | pg.Pool, workerSchema: string, itemId: string, runAt?: Date): Promise<void> {
-  await db.query(`SELECT ${quoteIdent(workerSchema)}.add_job($1, json_build_object('item', $2::text), run_at := $3, max_attempts := 10)`, [
-    BIN_TASK,
-    itemId,
-    runAt ?? null,
-  ]);
+/**
+ * Add the graphile-worker job that has an item handled. With `kind`, the job is the kind's own task,
+ * which only workers whose config has the kind take (see `forwardBinItem`).
+ */
+export async function addBinJob(
+  db: pg.ClientBase | pg.Pool,
+  workerSchema: string,
+  itemId: string,
+  runAt?: Date,
+  kind?: string,
+): Promise<void> {
+  await db.query(
+    `SELECT ${quoteIdent(workerSchema)}.add_job($1, json_build_object('item', $2::text), run_at := $3, max_attempts := 10, priority := $4)`,
+    [kind === undefined ? BIN_TASK : binKindTask(kind), itemId, runAt ?? null, BIN_JOB_PRIORITY],
+  );
+}
+
+/** The task of one kind's jobs: registered only by the workers that can handle the kind. */
+export function binKindTask(kind: string): string {
+  return `${BIN_TASK}:${kind}`;
+}
+
+/**
+ * Take a pending item for one handler: count the attempt and record the handler's claim, which every
+ * later write of that handler checks (`WHERE claimed_by = claim`), so a handler that lost the item to
+ * another one never overwrites the other's outcome. Null when the item is no longer pending.
+ */
+export async function claimBinItem(db: pg.Pool, id: string, claim: string): Promise<BinItem | null> {
+  const { rows } = await db.query<BinItem>(
+    `UPDATE purger.bin SET attempts = attempts + 1, claimed_by = $2, parked_at = NULL, updated_at = now()
+      WHERE id = $1 AND status = 'pending' RETURNING ${ITEM_COLUMNS}`,
+    [id, claim],
+  );
+  return rows[0] ?? null;
+}
+
+/** Whether a live process other than `processId` (it beat within `deadAfterMs`) has `kind` in its config. */
+export async function liveWorkerKnows(db: pg.Pool, processId: string, kind: string, deadAfterMs: number): Promise<boolean> {
+  const { rows } = await db.query<{ known: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM purger.processes
+                     WHERE id <> $1 AND $2 = ANY(kinds) AND heartbeat_at > now() - make_interval(secs => $3)) AS known`,
+    [processId, kind, deadAfterMs / 1000],
+  );
+  return rows[0]?.known === true;
+}
+
+/** The message of an item parked because no live worker knows its kind. */
+export function unknownKindMessage(kind: string): string {
+  return `no running worker knows kind "${kind}" (its entry is not in their purger.yaml)`;
+}
+
+/** Leave a pending item without a job until a worker that knows its kind starts (`unparkBinItems`). */
+export async function parkBinItem(db: pg.Pool, id: string, kind: string): Promise<void> {
+  await db.query(
+    "UPDATE purger.bin SET parked_at = now(), last_error = $2, updated_at = now() WHERE id = $1 AND status = 'pending' AND parked_at IS NULL",
+    [id, unknownKindMessage(kind)],
+  );
+}
+
+/** Give parked items of `kinds` (those this process knows) a job again. Returns how many, at most `limit` a call. */
+export async function unparkBinItems(db: pg.Pool, workerSchema: string, kinds: string[], limit = 10_000): Promise<number> {
+  if (kinds.length === 0) return 0;
+  const { rows } = await db.query<{ n: number }>(
+    `WITH parked AS (
+       SELECT id FROM purger.bin WHERE parked_at IS NOT NULL AND kind = ANY($1::text[]) AND status = 'pending'
+        ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+     ), unparked AS (
+       UPDATE purger.bin b SET parked_at = NULL, last_error = NULL, updated_at = now() FROM parked WHERE b.id = parked.id
+       RETURNING b.id, b.kind
+     )
+     SELECT count(*)::int AS n FROM unparked,
+       LATERAL ${quoteIdent(workerSchema)}.add_job($3 || ':' || unparked.kind, json_build_object('item', unparked.id::text),
+                                                 max_attempts := 10, priority := $4) AS job`,
+    [kinds, limit, BIN_TASK, BIN_JOB_PRIORITY],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /** Find the kind of a config for an item, or null. */

@@ -114,7 +114,7 @@ export async function runEntry(options: RunEntryOptions): Promise<RunResult> {
   const dryRun = dryRunMode !== null;
   const signal = options.signal ?? new AbortController().signal;
   const events = options.events;
-  const processId = options.processId ?? `${hostname()}:${process.pid}`;
+  const processId = options.processId ?? `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
   const log = (options.log ?? silentLogger).child({ entry: entry.id });
   const base = { runId: null, id: entry.id, plugin: plugin.name, dryRun, processed: 0, batches: 0, durationMs: 0, more: false };
 

@@ -24,7 +24,8 @@ import type { EntryConfig, PurgerConfig } from "../config/types.js";
 import { BIN_TASK } from "../db/migrations.js";
 import type { PurgerEventEmitter, RunTrigger } from "../events.js";
 import { silentLogger, type Logger } from "../log.js";
-import { binKinds } from "./bin.js";
+import { binKinds, binKindTask } from "./bin.js";
+import { createBinItemLocks } from "./bin-lock.js";
 import { handleBinItem, type BinStateCache } from "./bin-task.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { errorMessage, runEntry, type RunResult } from "./run-entry.js";
@@ -74,6 +75,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
   const kinds = binKinds(config.entries);
   const stopController = new AbortController();
   const binStates: BinStateCache = new Map();
+  const binLocks = createBinItemLocks(pool, log);
+  const deadAfterMs = options.deadAfterMs ?? 30_000;
   const utils = await makeWorkerUtils({ pgPool: pool, schema, logger: graphileLogger(log) });
 
   const runEntryTask: Task = async (rawPayload, helpers) => {
@@ -158,6 +161,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
       log,
       workerSchema: schema,
       configDir: config.dir,
+      locks: binLocks,
+      processId,
+      deadAfterMs,
       ...(events ? { events } : {}),
     });
   };
@@ -174,27 +180,42 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
   });
   graphileEvents.on("pool:listen:error", ({ error }) => events?.emit("engine:error", { error: toError(error), where: "listen" }));
 
-  const runner: Runner = await run({
+  // Runs and bin items have worker pools of their own, so a scheduled entry never waits for a slot
+  // behind a bin flood (test/bin-workers.test.ts, "a bin flood beside a scheduled entry").
+  const concurrency = options.concurrency ?? config.worker.concurrency;
+  const runnerOptions = {
     pgPool: pool,
     schema,
-    concurrency: options.concurrency ?? config.worker.concurrency,
+    concurrency,
     noHandleSignals: true,
     pollInterval: 2_000,
-    taskList: { [ENTRY_TASK]: afterOutage(runEntryTask), [BIN_TASK]: afterOutage(binTask) },
-    parsedCronItems: cronItems(config.entries),
     logger: graphileLogger(log),
     events: graphileEvents,
     gracefulShutdownAbortTimeout: Math.max(0, config.worker.shutdownTimeoutMs - 1_000),
+  };
+  const binTasks: Record<string, Task> = { [BIN_TASK]: afterOutage(binTask) };
+  for (const { kind } of kinds) binTasks[binKindTask(kind)] = binTasks[BIN_TASK]!;
+  const entryRunner: Runner = await run({
+    ...runnerOptions,
+    taskList: { [ENTRY_TASK]: afterOutage(runEntryTask) },
+    parsedCronItems: cronItems(config.entries),
   });
+  const binRunner: Runner = await run({ ...runnerOptions, taskList: binTasks, parsedCronItems: [] }).catch(async (error: unknown) => {
+    await entryRunner.stop().catch(() => {});
+    throw error;
+  });
+  const runners = [entryRunner, binRunner];
 
   const heartbeat = startHeartbeat({
     pool,
     utils,
     processId,
-    concurrency: options.concurrency ?? config.worker.concurrency,
+    concurrency,
     workerIds: () => workerIds,
+    kinds: kinds.map((k) => k.kind),
+    workerSchema: schema,
     intervalMs: options.heartbeatMs ?? 5_000,
-    deadAfterMs: options.deadAfterMs ?? 30_000,
+    deadAfterMs,
     onError: (error) => events?.emit("engine:error", { error, where: "heartbeat" }),
     log,
   });
@@ -221,15 +242,17 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
     stopping ??= (async () => {
       clearInterval(pruneTimer);
       stopController.abort(new Error("worker shutdown"));
-      await runner.stop().catch(() => {});
+      await Promise.all(runners.map((r) => r.stop().catch(() => {})));
       await heartbeat.stop();
+      await binLocks.close();
       for (const [, state] of binStates) await state.release();
       await utils.release();
     })();
     return stopping;
   };
 
-  return { processId, stop, promise: runner.promise, utils };
+  const promise = Promise.all(runners.map((r) => r.promise)).then(() => {});
+  return { processId, stop, promise, utils };
 
   /**
    * graphile-worker records a task's failure after the task throws, does not retry a refused
