@@ -1,23 +1,13 @@
 /**
  * The `purger` command line: parses arguments and dispatches to a command.
- * Returns the exit code; bin.ts is the only place that exits.
+ * Returns the exit code; bin.ts is the only place that exits. Each command is
+ * imported when it runs, so `purger validate` loads neither Ink, the AWS SDK
+ * nor the engine.
  */
 import { Command, CommanderError, Option } from "commander";
 import { exitCodeOf, isPurgerError, PurgerError } from "@purger/core";
 import type { Io } from "./context.js";
 import { cliVersion } from "./version.js";
-import { onceCommand } from "./commands/once.js";
-import { runCommand } from "./commands/run.js";
-import { validateCommand } from "./commands/validate.js";
-import { schemaCommand } from "./commands/schema.js";
-import { initCommand } from "./commands/init.js";
-import { enqueueCommand } from "./commands/enqueue.js";
-import { binCommand } from "./commands/bin.js";
-import { doctorCommand } from "./commands/doctor.js";
-import { statusCommand } from "./commands/status.js";
-import { planCommand } from "./commands/plan.js";
-import { demoCommand } from "./commands/demo.js";
-import { runsCancelCommand } from "./commands/runs.js";
 
 export async function main(argv: string[], io: Io, errOut: (text: string) => void): Promise<number> {
   let exitCode = 0;
@@ -37,7 +27,7 @@ export async function main(argv: string[], io: Io, errOut: (text: string) => voi
     .description("check purger.yaml without touching any database")
     .addOption(configOption())
     .option("--json", "print the result as JSON")
-    .action(async (flags) => set(await validateCommand(flags, io)));
+    .action(async (flags) => set(await (await import("./commands/validate.js")).validateCommand(flags, io)));
   program
     .command("once <id>")
     .description("run one entry now, to completion (a backfill)")
@@ -47,37 +37,39 @@ export async function main(argv: string[], io: Io, errOut: (text: string) => voi
     .option("--json", "print the run's summary as one JSON object on stdout")
     .option("--no-tui", "no terminal UI: JSON log lines on stderr")
     .option("--no-wait", "fail instead of waiting when another process runs this entry")
-    .action(async (id: string, flags) => set(await onceCommand(id, flags, io)));
+    .action(async (id: string, flags) => set(await (await import("./commands/once.js")).onceCommand(id, flags, io)));
   program
     .command("run")
     .description("the service: worker, schedules and bin until SIGTERM/SIGINT")
     .addOption(configOption())
     .option("--no-tui", "no terminal UI: JSON log lines on stderr")
     .addOption(new Option("--concurrency <n>", "parallel tasks in this process (overrides worker.concurrency)").argParser(positiveInt))
-    .action(async (flags) => set(await runCommand(flags, io)));
+    .action(async (flags) => set(await (await import("./commands/run.js")).runCommand(flags, io)));
   program
     .command("status")
     .description("runs, bin depth, failures and live processes")
     .addOption(configOption())
     .option("--json", "print JSON")
-    .action(async (flags) => set(await statusCommand(flags, io)));
+    .action(async (flags) => set(await (await import("./commands/status.js")).statusCommand(flags, io)));
   program
     .command("plan")
     .description("every entry: plugin, target, retention, schedule, next run, backlog")
     .addOption(configOption())
     .option("--json", "print JSON")
-    .action(async (flags) => set(await planCommand(flags, io)));
+    .action(async (flags) => set(await (await import("./commands/plan.js")).planCommand(flags, io)));
   program
     .command("doctor")
     .description("check the config against the database and services (tables, columns, indexes, buckets)")
     .addOption(configOption())
     .option("--json", "print JSON")
-    .action(async (flags) => set(await doctorCommand(flags, io)));
+    .action(async (flags) => set(await (await import("./commands/doctor.js")).doctorCommand(flags, io)));
   program
     .command("enqueue <kind> <json>")
     .description('put an item in the bin, e.g. purger enqueue blobs.prefix \'{"prefix":"teams/42/"}\'')
     .addOption(configOption())
-    .action(async (kind: string, json: string, flags) => set(await enqueueCommand(kind, json, flags, io)));
+    .action(async (kind: string, json: string, flags) =>
+      set(await (await import("./commands/enqueue.js")).enqueueCommand(kind, json, flags, io)),
+    );
   program
     .command("bin <action> [ids...]")
     .description("list | retry | drop bin items (failed ones by default)")
@@ -86,30 +78,32 @@ export async function main(argv: string[], io: Io, errOut: (text: string) => voi
     .option("--status <status>", "list items with this status (pending, failed, done, dropped)")
     .option("--kind <kind>", "only this kind")
     .option("--json", "print JSON")
-    .action(async (action: string, ids: string[], flags) => set(await binCommand(action, ids, flags, io)));
+    .action(async (action: string, ids: string[], flags) =>
+      set(await (await import("./commands/bin.js")).binCommand(action, ids, flags, io)),
+    );
   const runs = program.command("runs").description("act on an entry's runs");
   runs
     .command("cancel <entry>")
     .description("abandon the entry's unfinished run (never resumed; the next run starts afresh)")
     .addOption(configOption())
     .option("--json", "print JSON")
-    .action(async (id: string, flags) => set(await runsCancelCommand(id, flags, io)));
+    .action(async (id: string, flags) => set(await (await import("./commands/runs.js")).runsCancelCommand(id, flags, io)));
   program
     .command("schema")
     .description("print the JSON Schema of purger.yaml")
-    .action(async () => set(await schemaCommand(io)));
+    .action(async () => set(await (await import("./commands/schema.js")).schemaCommand(io)));
   program
     .command("init")
     .description("write a starter purger.yaml")
     .option("--force", "overwrite an existing purger.yaml")
-    .action(async (flags) => set(await initCommand(flags, io)));
+    .action(async (flags) => set(await (await import("./commands/init.js")).initCommand(flags, io)));
   program
     .command("demo")
     .description("embedded PostgreSQL + S3 server, seeded; every first-party plugin at work")
     .option("--json", "no UI; print the summary as one JSON object")
     .option("--no-tui", "no terminal UI")
     .option("--scale <n>", "data size multiplier (default 1)", parseFloat)
-    .action(async (flags) => set(await demoCommand(flags, io)));
+    .action(async (flags) => set(await (await import("./commands/demo.js")).demoCommand(flags, io)));
 
   try {
     await program.parseAsync(argv, { from: "user" });
