@@ -29,6 +29,7 @@ export type * from "./config/types.js";
 export * from "./config/index.js";
 export { parseQualifiedName, quoteIdent, quoteQualified } from "./db/quote.js";
 export { createPool } from "./db/pool.js";
+export { connectionBudget, planWorkerConnections, workerConnections, type ConnectionBudget } from "./db/capacity.js";
 export { migrate } from "./db/migrations.js";
 export { startEmbeddedPostgres } from "./db/embedded.js";
 export { runEntry } from "./engine/run-entry.js";
