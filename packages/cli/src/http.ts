@@ -119,7 +119,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       sendAndClose(req, res, 413, { error: `the body is larger than ${limits.maxBodyBytes} bytes (Content-Length: ${announced})` });
       return;
     }
-    const url = new URL(req.url ?? "/", "http://localhost");
+    const url = parseTarget(req.url ?? "/");
+    if (url === null) {
+      sendAndClose(req, res, 400, { error: `the request target is not a valid URL: ${JSON.stringify(req.url)}` });
+      return;
+    }
     if (req.method === "GET" && url.pathname === "/v1/status") {
       send(
         res,
@@ -257,6 +261,15 @@ function hasControlCharacter(text: string): boolean {
     if (code < 0x20 || code === 0x7f) return true;
   }
   return false;
+}
+
+/** The request target (a path, or the absolute form `http://host/path`), or null when it is no URL. */
+function parseTarget(target: string): URL | null {
+  try {
+    return new URL(target, "http://localhost");
+  } catch {
+    return null;
+  }
 }
 
 function decodePathSegment(segment: string): string | null {

@@ -192,7 +192,7 @@ describe("admin endpoint against hostile clients", () => {
     expect(raw.toLowerCase()).toContain("connection: close");
   });
 
-  it("drops a client that sends its headers too slowly (slowloris), with the header timeout", async () => {
+  it("drops a client that sends its headers or its body too slowly (slowloris), with the header and request timeouts", async () => {
     const slow = await startAdminServer({
       config,
       pool: db.pool,
@@ -205,6 +205,12 @@ describe("admin endpoint against hostile clients", () => {
       // ...and the blank line that ends the headers never comes.
       const raw = await client.closed;
       expect(statusLines(raw)).toEqual(["HTTP/1.1 408 Request Timeout"]);
+      // A body that trickles in and stops: the request timeout.
+      const trickle = await rawClient(slow.address.port);
+      trickle.socket.write(
+        `POST /v1/bin/blobs.prefix HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 100\r\n\r\n{"prefix":`,
+      );
+      expect(statusLines(await trickle.closed)).toEqual(["HTTP/1.1 408 Request Timeout"]);
     } finally {
       await slow.close();
     }
@@ -296,6 +302,20 @@ describe("admin endpoint against hostile clients", () => {
           "error": "bin payload for blobs.note: nested deeper than 32 levels",
         },
         "status": 400,
+      }
+    `);
+    const client = await rawClient(server.address.port);
+    client.socket.write(`GET http://[/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    const raw = await client.waitFor("}");
+    client.socket.destroy();
+    expect({ status: statusLines(raw), body: bodyOf(raw) }).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "the request target is not a valid URL: "http://[/v1/status"",
+        },
+        "status": [
+          "HTTP/1.1 400 Bad Request",
+        ],
       }
     `);
     // An escaped backslash before "u0000" is text, not a NUL; 32 levels of nesting are fine.
