@@ -344,6 +344,12 @@ describe("the corpus of broken files", () => {
     `);
   });
 
+  test("http.listen without a host is refused where it is written, not when the server starts", async () => {
+    expect(text(await errorOf("http-empty-host.yaml"))).toMatchInlineSnapshot(
+      `"broken/http-empty-host.yaml:2:11 http.listen: expected host:port (e.g. 127.0.0.1:9464) or a port number, found ":9464""`,
+    );
+  });
+
   test("a YAML alias bomb (billion laughs) fails at once, at the alias past the limit", async () => {
     const error = await errorOf("alias-bomb.yaml");
     expect(text(error)).toMatchInlineSnapshot(

@@ -227,7 +227,7 @@ const SCHEMA = {
     listen: {
       anyOf: [
         { type: "integer", minimum: 1, maximum: 65535 },
-        { type: "string", pattern: "^(?:\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):\\d{1,5}$" },
+        { type: "string", pattern: "^(?:\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$" },
       ],
     },
     timezone: { type: "string", minLength: 1, examples: ["UTC", "Europe/Paris", "America/New_York"] },
