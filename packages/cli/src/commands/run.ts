@@ -89,6 +89,7 @@ async function serve({ config, events, io, log, tui, concurrency, setDrain }: Se
     ...(tui ? { isPaused: tui.store.isPaused } : {}),
   });
   tui?.store.setProcessId(worker.processId);
+  tui?.store.setConcurrency(db.concurrency);
   let admin: AdminServer | null = null;
   if (config.http) {
     try {
