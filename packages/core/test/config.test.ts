@@ -353,7 +353,7 @@ describe("the corpus of broken files", () => {
   test("a YAML alias bomb (billion laughs) fails at once, at the alias past the limit", async () => {
     const error = await errorOf("alias-bomb.yaml");
     expect(text(error)).toMatchInlineSnapshot(
-      `"broken/alias-bomb.yaml:4:16 invalid YAML: aliases expand to more than 1000 values (1640 at *a2); anchors nested to multiply (a "billion laughs" file) are refused"`,
+      `"broken/alias-bomb.yaml:4:17 invalid YAML: aliases expand to more than 1000 values (1640 at *a2); anchors nested to multiply (a "billion laughs" file) are refused"`,
     );
   });
 
