@@ -30,7 +30,7 @@ export interface AdminLimits {
   maxConnections: number;
 }
 
-export const ADMIN_LIMITS: Omit<AdminLimits, "maxConnections"> = {
+const ADMIN_LIMITS: Omit<AdminLimits, "maxConnections"> = {
   maxBodyBytes: 70_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,

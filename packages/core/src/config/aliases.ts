@@ -9,12 +9,27 @@ import type { ConfigProblem } from "./errors.js";
 /** Values aliases may expand to: far above what anchors for reuse need, far below what exhausts memory. */
 export const MAX_ALIAS_COUNT = 1_000;
 
+/** The problem of a file whose aliases expand too much (or that uses an alias before its anchor). */
+export function aliasProblem(
+  doc: Document,
+  position: (offset: number) => { line: number; column: number },
+  error: ReferenceError,
+): ConfigProblem {
+  const culprit = /^Excessive alias count/.test(error.message) ? excessiveAlias(doc) : undefined;
+  const at = position(culprit?.alias.range?.[0] ?? 0);
+  const message =
+    culprit === undefined
+      ? `invalid YAML: ${error.message.replace(/^\w/, (c) => c.toLowerCase())}`
+      : `invalid YAML: aliases expand to more than ${MAX_ALIAS_COUNT} values${Number.isNaN(culprit.expanded) ? "" : ` (${culprit.expanded} at *${culprit.alias.source})`}; anchors nested to multiply (a "billion laughs" file) are refused`;
+  return { line: at.line, column: at.column, path: "", message };
+}
+
 /**
  * The first alias, in document order, from which the values expanded by aliases pass
  * `MAX_ALIAS_COUNT` (its anchor's size times its uses so far), with that count; or the first
  * alias of the file when no single one does.
  */
-export function excessiveAlias(doc: Document): { alias: Alias; expanded: number } | undefined {
+function excessiveAlias(doc: Document): { alias: Alias; expanded: number } | undefined {
   const sizes = new Map<string, number>();
   const uses = new Map<string, number>();
   let first: Alias | undefined;
@@ -37,19 +52,4 @@ export function excessiveAlias(doc: Document): { alias: Alias; expanded: number 
   };
   size(doc.contents);
   return found ?? (first === undefined ? undefined : { alias: first, expanded: NaN });
-}
-
-/** The problem of a file whose aliases expand too much (or that uses an alias before its anchor). */
-export function aliasProblem(
-  doc: Document,
-  position: (offset: number) => { line: number; column: number },
-  error: ReferenceError,
-): ConfigProblem {
-  const culprit = /^Excessive alias count/.test(error.message) ? excessiveAlias(doc) : undefined;
-  const at = position(culprit?.alias.range?.[0] ?? 0);
-  const message =
-    culprit === undefined
-      ? `invalid YAML: ${error.message.replace(/^\w/, (c) => c.toLowerCase())}`
-      : `invalid YAML: aliases expand to more than ${MAX_ALIAS_COUNT} values${Number.isNaN(culprit.expanded) ? "" : ` (${culprit.expanded} at *${culprit.alias.source})`}; anchors nested to multiply (a "billion laughs" file) are refused`;
-  return { line: at.line, column: at.column, path: "", message };
 }
