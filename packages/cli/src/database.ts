@@ -7,11 +7,14 @@ import { join } from "node:path";
 import type pg from "pg";
 import {
   binKinds,
+  connectionBudget,
   createPool,
   migrate,
+  planWorkerConnections,
   redactSecretsIn,
   redactUrl,
   startEmbeddedPostgres,
+  workerConnections,
   type Logger,
   type PurgerConfig,
 } from "@purger/core";
@@ -21,12 +24,21 @@ export interface Database {
   url: string;
   /** "embedded PostgreSQL (<dir>)" or the URL through `redactUrl`: the only form of it that is shown or logged. */
   label: string;
+  /** The worker concurrency that fits the database (the one asked for, or lower). */
+  concurrency: number;
   close(): Promise<void>;
 }
 
 export async function connectDatabase(
   config: PurgerConfig,
-  options: { log: Logger; cwd?: string; embeddedDir?: string; poolSize?: number },
+  options: {
+    log: Logger;
+    cwd?: string;
+    embeddedDir?: string;
+    poolSize?: number;
+    /** A worker will run with this concurrency: it and the pool are fitted to the database's room (see README, "Connections"). */
+    concurrency?: number;
+  },
 ): Promise<Database> {
   let url = config.database.url;
   let stopEmbedded: (() => Promise<void>) | null = null;
@@ -40,8 +52,26 @@ export async function connectDatabase(
   } else {
     label = redactUrl(url);
   }
+  let concurrency = options.concurrency ?? config.worker.concurrency;
+  let poolSize = options.poolSize ?? Math.max(10, workerConnections(concurrency));
+  if (options.concurrency !== undefined) {
+    try {
+      const { available } = await connectionBudget(url);
+      const plan = planWorkerConnections(options.concurrency, available);
+      if (plan.concurrency < options.concurrency) {
+        options.log.warn(
+          { event: "worker:concurrency", configured: options.concurrency, concurrency: plan.concurrency, available },
+          `concurrency ${options.concurrency} needs ${workerConnections(options.concurrency)} database connections; the database has room for ${available} (max_connections less reserved slots and open sessions, within the database's and role's limits): running with concurrency ${plan.concurrency}`,
+        );
+      }
+      ({ concurrency, poolSize } = plan);
+    } catch (error) {
+      if (stopEmbedded) await stopEmbedded().catch(() => {});
+      throw error;
+    }
+  }
   const connectionUrl = url;
-  const pool = createPool({ url, max: options.poolSize ?? Math.max(10, config.worker.concurrency * 2 + 4) }, (error) =>
+  const pool = createPool({ url, max: poolSize }, (error) =>
     options.log.warn({ error: redactSecretsIn(error.message, connectionUrl) }, "idle database connection failed"),
   );
   try {
@@ -60,6 +90,7 @@ export async function connectDatabase(
     pool,
     url,
     label,
+    concurrency,
     async close() {
       await pool.end().catch(() => {});
       if (stopEmbedded) await stopEmbedded();

@@ -4,14 +4,45 @@
  *   POST /v1/bin/<kind>   put an item in the bin (body: the JSON payload) → 201 { id }
  *   GET  /metrics         Prometheus text: bin depth/failed/oldest per kind, runs per entry and status
  * Every request needs `Authorization: Bearer <token>`, compared in constant
- * time; it binds to 127.0.0.1 unless told otherwise.
+ * time; it binds to 127.0.0.1 unless told otherwise. It can trigger
+ * deletions, so it gives a hostile client nothing to hold on to: bounded
+ * header and request times, a connection cap, a body cap counted as bytes
+ * arrive (announced or chunked), and malformed input (bad percent-encoding,
+ * payloads PostgreSQL cannot store, nesting too deep) answered 400 with the
+ * reason. See test/http.test.ts.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type pg from "pg";
 import { binKinds, clusterStatus, enqueue, isPurgerError, PurgerError, type Logger, type PurgerConfig } from "@purger/core";
 
-const MAX_BODY_BYTES = 70_000;
+/** How much a client may ask of the endpoint; `http.maxConnections` comes from purger.yaml, the rest are fixed. */
+export interface AdminLimits {
+  /** Largest request body, announced (Content-Length) or counted as it arrives (chunked). */
+  maxBodyBytes: number;
+  /** Time a client has to send its request headers (then 408). */
+  headersTimeoutMs: number;
+  /** Time a client has to send its whole request, body included (then 408). */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; further ones are closed on arrival. */
+  maxConnections: number;
+}
+
+const ADMIN_LIMITS: Omit<AdminLimits, "maxConnections"> = {
+  maxBodyBytes: 70_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+};
+
+/**
+ * After a response that ends the connection, the socket is destroyed this long after our FIN at the
+ * latest: destroying at once, with the client still sending, answers its bytes with a TCP reset,
+ * which may discard our response before the client reads it.
+ */
+const CLOSE_LINGER_MS = 500;
 
 export interface AdminServer {
   address: { host: string; port: number };
@@ -27,10 +58,19 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: (match[1] ?? match[2])!, port };
 }
 
-export async function startAdminServer(options: { config: PurgerConfig; pool: pg.Pool; log: Logger }): Promise<AdminServer> {
+export interface AdminServerOptions {
+  config: PurgerConfig;
+  pool: pg.Pool;
+  log: Logger;
+  /** Overrides of the limits (tests shorten the timeouts). */
+  limits?: Partial<AdminLimits>;
+}
+
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { config, pool, log } = options;
   const http = config.http!;
-  if (!http.token) {
+  // The resolver refuses a file without a token; a config built by hand could still have an empty one.
+  if (http.token === "") {
     throw new PurgerError("CONFIG", "http.token is required when http: is set (every request must carry it)", {
       hint: "token: ${PURGER_ADMIN_TOKEN} — keep the secret in the environment",
     });
@@ -38,22 +78,52 @@ export async function startAdminServer(options: { config: PurgerConfig; pool: pg
   const expected = digest(http.token);
   const kinds = binKinds(config.entries);
   const { host, port } = parseListen(http.listen);
+  const limits: AdminLimits = { ...ADMIN_LIMITS, maxConnections: http.maxConnections, ...options.limits };
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      log.error({ error: (error as Error).message, url: req.url }, "admin endpoint error");
-      if (!res.headersSent) send(res, 500, { error: "internal error" });
-    });
+  const server: Server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node looks for expired headers/requests on this period (30s by default), which would stretch short timeouts.
+      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 2))),
+    },
+    (req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        log.error({ error: (error as Error).message, url: req.url }, "admin endpoint error");
+        if (!res.headersSent) send(res, 500, { error: "internal error" });
+      });
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  let lastDropLog = 0;
+  server.on("drop", () => {
+    // A flood of refused connections must not flood the log as well.
+    if (Date.now() - lastDropLog < 60_000) return;
+    lastDropLog = Date.now();
+    log.warn(
+      { event: "http:drop", maxConnections: limits.maxConnections },
+      "admin endpoint refused a connection: http.maxConnections reached",
+    );
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const auth = req.headers.authorization ?? "";
     const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
     if (!timingSafeEqual(digest(token), expected)) {
-      send(res, 401, { error: "missing or wrong bearer token" }, { "www-authenticate": 'Bearer realm="purger"' });
+      sendAndClose(req, res, 401, { error: "missing or wrong bearer token" }, { "www-authenticate": 'Bearer realm="purger"' });
       return;
     }
-    const url = new URL(req.url ?? "/", "http://localhost");
+    const announced = Number(req.headers["content-length"] ?? 0);
+    if (announced > limits.maxBodyBytes) {
+      sendAndClose(req, res, 413, { error: `the body is larger than ${limits.maxBodyBytes} bytes (Content-Length: ${announced})` });
+      return;
+    }
+    const url = parseTarget(req.url ?? "/");
+    if (url === null) {
+      sendAndClose(req, res, 400, { error: `the request target is not a valid URL: ${JSON.stringify(req.url)}` });
+      return;
+    }
     if (req.method === "GET" && url.pathname === "/v1/status") {
       send(
         res,
@@ -76,10 +146,22 @@ export async function startAdminServer(options: { config: PurgerConfig; pool: pg
         send(res, 405, { error: "use POST" }, { allow: "POST" });
         return;
       }
-      const kind = decodeURIComponent(bin[1]!);
-      const body = await readBody(req);
-      if (body === null) {
-        send(res, 413, { error: `the body is larger than ${MAX_BODY_BYTES} bytes` });
+      const kind = decodePathSegment(bin[1]!);
+      if (kind === null) {
+        sendAndClose(req, res, 400, { error: `the path is not valid percent-encoding: ${JSON.stringify(url.pathname)}` });
+        return;
+      }
+      if (hasControlCharacter(kind)) {
+        sendAndClose(req, res, 400, { error: `the bin kind in the path holds a control character: ${JSON.stringify(kind)}` });
+        return;
+      }
+      const body = await readBody(req, limits.maxBodyBytes);
+      if (body === "too large") {
+        sendAndClose(req, res, 413, { error: `the body is larger than ${limits.maxBodyBytes} bytes` });
+        return;
+      }
+      if (body === "not utf-8") {
+        send(res, 400, { error: "the body is not valid UTF-8" });
         return;
       }
       let payload: unknown;
@@ -119,23 +201,83 @@ function digest(value: string): Buffer {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { "content-type": "application/json", ...headers });
-  res.end(JSON.stringify(body));
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
 }
 
-function readBody(req: IncomingMessage): Promise<string | null> {
+/**
+ * Answer, then end the connection: the rest of a refused body, or a request pipelined behind it, is
+ * not read. Our FIN goes out with the response; the socket is destroyed once the client has closed
+ * its side, or after a short linger (see CLOSE_LINGER_MS).
+ */
+function sendAndClose(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const socket = req.socket;
+  res.on("finish", () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+  });
+  send(res, status, body, { connection: "close", ...headers });
+}
+
+/** The body as text; counted as it arrives, so a chunked body without Content-Length is capped as well. */
+function readBody(req: IncomingMessage, maxBytes: number): Promise<string | "too large" | "not utf-8"> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    req.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) tooLarge = true;
-      else chunks.push(chunk);
+      if (size <= maxBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      // Answer now: an endless body must not keep the request open.
+      req.off("data", onData);
+      resolve("too large");
+    };
+    req.on("data", onData);
+    req.on("end", () => {
+      try {
+        resolve(utf8.decode(Buffer.concat(chunks)));
+      } catch {
+        resolve("not utf-8");
+      }
     });
-    req.on("end", () => resolve(tooLarge ? null : Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+/** The request target (a path, or the absolute form `http://host/path`), or null when it is no URL. */
+function parseTarget(target: string): URL | null {
+  try {
+    return new URL(target, "http://localhost");
+  } catch {
+    return null;
+  }
+}
+
+function decodePathSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
 }
 
 async function metrics(pool: pg.Pool, config: PurgerConfig): Promise<string> {

@@ -1,7 +1,11 @@
 /**
- * R7: the admin endpoint against a real PostgreSQL, over real HTTP.
+ * R7: the admin endpoint against a real PostgreSQL, over real HTTP; the
+ * hostile clients (slow headers, oversized or endless bodies, too many
+ * connections) speak raw HTTP over `net` sockets.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,7 +29,8 @@ beforeAll(async () => {
       name: "bin-plugin", version: "1.0.0", usesRetention: false,
       options: { type: "object", additionalProperties: false },
       bin: { prefix: { schema: { type: "object", properties: { prefix: { type: "string", minLength: 1 } }, required: ["prefix"], additionalProperties: false },
-                       async handle() { return { processed: 1 }; } } },
+                       async handle() { return { processed: 1 }; } },
+             note: { schema: { type: "object" }, async handle() { return { processed: 1 }; } } },
     };\n`,
   );
   writeFileSync(
@@ -47,6 +52,48 @@ afterAll(async () => {
 });
 
 const auth = (token = TOKEN) => ({ authorization: `Bearer ${token}` });
+
+/** A raw client: what the server sent, and whether (and when) it closed the connection. */
+interface RawClient {
+  socket: Socket;
+  received(): string;
+  /** Resolves with everything received once the server has closed the connection. */
+  closed: Promise<string>;
+  /** Resolves once `text` has been received. */
+  waitFor(text: string): Promise<string>;
+}
+
+function rawClient(port: number): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    const waiters: Array<() => void> = [];
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      data += chunk;
+      for (const waiter of waiters.splice(0)) waiter();
+    });
+    socket.on("error", () => {});
+    const closed = new Promise<string>((done) => socket.on("close", () => done(data)));
+    const waitFor = (text: string): Promise<string> =>
+      new Promise((done, fail) => {
+        const check = () => {
+          if (data.includes(text)) done(data);
+          else if (socket.destroyed) fail(new Error(`closed before ${JSON.stringify(text)} arrived; received ${JSON.stringify(data)}`));
+          else waiters.push(check);
+        };
+        socket.once("close", check);
+        check();
+      });
+    socket.once("connect", () => resolve({ socket, received: () => data, closed, waitFor }));
+    socket.once("error", reject);
+  });
+}
+
+/** The status lines of the responses in raw received text. */
+const statusLines = (raw: string): string[] => raw.match(/^HTTP\/1\.1 \d{3} .*$/gm) ?? [];
+const bodyOf = (raw: string): unknown => JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4));
+const binCount = async (): Promise<number> => (await db.pool.query("SELECT count(*)::int AS n FROM purger.bin")).rows[0].n as number;
 
 describe("admin endpoint (R7)", () => {
   it("binds to loopback", () => {
@@ -105,5 +152,175 @@ describe("admin endpoint (R7)", () => {
     const metrics = await (await fetch(`${base}/metrics`, { headers: auth() })).text();
     expect(metrics).toContain('purger_bin_pending{kind="blobs.prefix"} 2');
     expect(metrics).toContain('purger_bin_failed{kind="blobs.prefix"} 0');
+  });
+});
+
+describe("admin endpoint against hostile clients", () => {
+  it("answers 413 on a Content-Length over the cap before reading the body, then closes the connection", async () => {
+    const before = await binCount();
+    const client = await rawClient(server.address.port);
+    client.socket.write(
+      `POST /v1/bin/blobs.prefix HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n\r\n`,
+    );
+    // Not a byte of the body is sent: the answer must come from the header alone.
+    const raw = await client.closed;
+    expect(statusLines(raw)).toEqual(["HTTP/1.1 413 Payload Too Large"]);
+    expect(raw.toLowerCase()).toContain("connection: close");
+    expect(bodyOf(raw)).toEqual({ error: "the body is larger than 70000 bytes (Content-Length: 5000000)" });
+    expect(await binCount()).toBe(before);
+  });
+
+  it("answers 413 as soon as a chunked body passes the cap, without waiting for its end", async () => {
+    const client = await rawClient(server.address.port);
+    client.socket.write(
+      `POST /v1/bin/blobs.note HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    const chunk = `{"n":"${"x".repeat(39_990)}",`;
+    for (let i = 0; i < 2; i++) client.socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+    // The final zero-length chunk never comes.
+    const raw = await client.closed;
+    expect(statusLines(raw)).toEqual(["HTTP/1.1 413 Payload Too Large"]);
+    expect(bodyOf(raw)).toEqual({ error: "the body is larger than 70000 bytes" });
+  });
+
+  it("closes the connection after a 401: a pipelined second request gets no answer", async () => {
+    const client = await rawClient(server.address.port);
+    const request = "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+    client.socket.write(request + request);
+    const raw = await client.closed;
+    expect(statusLines(raw)).toEqual(["HTTP/1.1 401 Unauthorized"]);
+    expect(raw.toLowerCase()).toContain("connection: close");
+  });
+
+  it("drops a client that sends its headers or its body too slowly (slowloris), with the header and request timeouts", async () => {
+    const slow = await startAdminServer({
+      config,
+      pool: db.pool,
+      log: silentLogger,
+      limits: { headersTimeoutMs: 300, requestTimeoutMs: 600 },
+    });
+    try {
+      const client = await rawClient(slow.address.port);
+      client.socket.write("GET /v1/status HTTP/1.1\r\nHost: x\r\n");
+      // ...and the blank line that ends the headers never comes.
+      const raw = await client.closed;
+      expect(statusLines(raw)).toEqual(["HTTP/1.1 408 Request Timeout"]);
+      // A body that trickles in and stops: the request timeout.
+      const trickle = await rawClient(slow.address.port);
+      trickle.socket.write(
+        `POST /v1/bin/blobs.prefix HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 100\r\n\r\n{"prefix":`,
+      );
+      expect(statusLines(await trickle.closed)).toEqual(["HTTP/1.1 408 Request Timeout"]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it("refuses connections past http.maxConnections and serves again once one closes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "purger-http-cap-"));
+    writeFileSync(
+      join(dir, "purger.yaml"),
+      `database:\n  url: ${db.url}\nhttp:\n  listen: 127.0.0.1:0\n  token: ${TOKEN}\n  maxConnections: 2\nplugins: []\n`,
+    );
+    const capped = await startAdminServer({ config: await loadConfig({ cwd: dir, env: {} }), pool: db.pool, log: silentLogger });
+    try {
+      const first = await rawClient(capped.address.port);
+      const second = await rawClient(capped.address.port);
+      const third = await rawClient(capped.address.port);
+      expect(await third.closed).toBe("");
+      const request = `GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`;
+      second.socket.write(request);
+      expect(statusLines(await second.waitFor("\r\n\r\n"))).toEqual(["HTTP/1.1 200 OK"]);
+      first.socket.destroy();
+      await first.closed;
+      // The server learns of the close a moment after the client: try until a connection is kept.
+      let answer = "";
+      for (let attempt = 0; attempt < 100 && answer === ""; attempt++) {
+        const next = await rawClient(capped.address.port);
+        next.socket.write(request);
+        answer = await Promise.race([next.waitFor("\r\n\r\n").catch(() => ""), next.closed.then(() => "")]);
+        next.socket.destroy();
+        if (answer === "") await sleep(20);
+      }
+      expect(statusLines(answer)).toEqual(["HTTP/1.1 200 OK"]);
+      second.socket.destroy();
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it("answers 400 with the reason to malformed input, never 500", async () => {
+    const post = async (path: string, body: string) => {
+      const response = await fetch(`${base}${path}`, { method: "POST", headers: auth(), body });
+      return { status: response.status, body: (await response.json()) as unknown };
+    };
+    const before = await binCount();
+    expect(await post("/v1/bin/%E0%A4%A", "{}")).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "the path is not valid percent-encoding: "/v1/bin/%E0%A4%A"",
+        },
+        "status": 400,
+      }
+    `);
+    expect(await post("/v1/bin/blobs.prefix%00", '{"prefix":"a/"}')).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "the bin kind in the path holds a control character: "blobs.prefix\\u0000"",
+        },
+        "status": 400,
+      }
+    `);
+    expect(await post("/v1/bin/blobs.prefix", '{"prefix":"a\\u0000b/"}')).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "bin payload for blobs.prefix: /prefix holds \\u0000, which PostgreSQL cannot store in JSON",
+        },
+        "status": 400,
+      }
+    `);
+    expect(await post("/v1/bin/blobs.note", '{"note":{"\\u0000":1}}')).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "bin payload for blobs.note: the key /note/\\u0000 holds \\u0000, which PostgreSQL cannot store in JSON",
+        },
+        "status": 400,
+      }
+    `);
+    expect(await post("/v1/bin/blobs.note", '{"note":"\\ud800"}')).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "bin payload for blobs.note: /note holds an unpaired UTF-16 surrogate, which PostgreSQL cannot store in JSON",
+        },
+        "status": 400,
+      }
+    `);
+    const deep = `{"note":${"[".repeat(30_000)}${"]".repeat(30_000)}}`;
+    expect(await post("/v1/bin/blobs.note", deep)).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "bin payload for blobs.note: nested deeper than 32 levels",
+        },
+        "status": 400,
+      }
+    `);
+    const client = await rawClient(server.address.port);
+    client.socket.write(`GET http://[/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    const raw = await client.waitFor("}");
+    client.socket.destroy();
+    expect({ status: statusLines(raw), body: bodyOf(raw) }).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": "the request target is not a valid URL: "http://[/v1/status"",
+        },
+        "status": [
+          "HTTP/1.1 400 Bad Request",
+        ],
+      }
+    `);
+    // An escaped backslash before "u0000" is text, not a NUL; 32 levels of nesting are fine.
+    expect((await post("/v1/bin/blobs.note", '{"note":"a\\\\u0000b"}')).status).toBe(201);
+    expect((await post("/v1/bin/blobs.note", `{"note":${"[".repeat(31)}${"]".repeat(31)}}`)).status).toBe(201);
+    expect(await binCount()).toBe(before + 2);
   });
 });

@@ -99,6 +99,14 @@ describe("frames", () => {
     `);
   });
 
+  it("the header shows the concurrency the worker runs with once the database lowered it", async () => {
+    const { store } = setup({ concurrency: 50 });
+    const ui = render(<App store={store} columns={100} rows={30} />);
+    store.setConcurrency(4);
+    await settle(store);
+    expect(frame(ui).split("\n")[1]).toBe("db postgres://purger:***@db-host:5432/auth  process db-host:4242  concurrency 4  cluster …");
+  });
+
   it("running with a known total: bar, done/total, smoothed rate, elapsed, ETA", async () => {
     const { store, events, clock } = setup();
     const ui = render(<App store={store} columns={100} rows={30} />);

@@ -32,6 +32,7 @@ export { parseQualifiedName, quoteIdent, quoteQualified } from "./db/quote.js";
 export { assertUniqueKey } from "./db/unique-key.js";
 export type { UniqueKeyCheck } from "./db/unique-key.js";
 export { createPool } from "./db/pool.js";
+export { connectionBudget, planWorkerConnections, workerConnections, type ConnectionBudget } from "./db/capacity.js";
 export { migrate } from "./db/migrations.js";
 export { startEmbeddedPostgres } from "./db/embedded.js";
 export { runEntry } from "./engine/run-entry.js";

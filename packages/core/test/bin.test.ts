@@ -243,6 +243,31 @@ describe("hostile payloads (R6)", () => {
   });
 });
 
+describe("payloads PostgreSQL cannot store", () => {
+  it("nesting thousands deep is refused before JSON.stringify could overflow the stack; NUL and unpaired surrogates name their place", async () => {
+    const deep = JSON.parse(`{"key":"d","data":${"[".repeat(30_000)}${"]".repeat(30_000)}}`) as unknown;
+    await expect(enqueue(db.pool, "t.mark", deep, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: nested deeper than 32 levels",
+    });
+    await expect(enqueue(db.pool, "t.mark", { key: "nul", data: { list: ["ok", "a\u0000b"] } }, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: /data/list/1 holds \\u0000, which PostgreSQL cannot store in JSON",
+    });
+    await expect(enqueue(db.pool, "t.mark", { key: "nul", data: { "a/\u0000": 1 } }, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: the key /data/a~1\\u0000 holds \\u0000, which PostgreSQL cannot store in JSON",
+    });
+    await expect(enqueue(db.pool, "t.mark", { key: "\ud800" }, kinds)).rejects.toMatchObject({
+      code: "PAYLOAD",
+      message: "bin payload for t.mark: /key holds an unpaired UTF-16 surrogate, which PostgreSQL cannot store in JSON",
+    });
+    // A surrogate pair (an emoji) is fine.
+    await enqueue(db.pool, "t.mark", { key: "\ud83d\ude80" }, kinds);
+    expect((await listBinItems(db.pool)).map((item) => item.payload["key"])).toEqual(["🚀"]);
+  });
+});
+
 describe("failures", () => {
   it("a failing item is retried with exponential backoff, then ends failed and visible in binDepth; retry puts it back, drop gives it up", async () => {
     await db.pool.query("UPDATE switches SET broken = true");

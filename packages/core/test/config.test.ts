@@ -62,7 +62,7 @@ describe("a valid file", () => {
     expect(config.worker).toEqual({ concurrency: 8, shutdownTimeoutMs: 45_000, schema: "purger_worker" });
     expect(config.runs).toEqual({ keepMs: 14 * 86_400_000 });
     expect(config.timezone).toBe("Europe/Paris");
-    expect(config.http).toEqual({ listen: "127.0.0.1:9555", token: "change-me" });
+    expect(config.http).toEqual({ listen: "127.0.0.1:9555", token: "change-me", maxConnections: 32 });
 
     const entries = config.entries.map(({ plugin, ...rest }) => ({ plugin: plugin.name, ...rest }));
     expect(entries).toEqual([
@@ -333,8 +333,41 @@ describe("the corpus of broken files", () => {
 
   test("an admin endpoint beyond loopback needs a token", async () => {
     expect(text(await errorOf("http-public.yaml"))).toMatchInlineSnapshot(
-      `"broken/http-public.yaml:2:3 http: missing required key "token": the admin endpoint listens on 0.0.0.0:9464, beyond loopback; expected a token (token: \${PURGER_ADMIN_TOKEN})"`,
+      `"broken/http-public.yaml:2:3 http: missing required key "token": every request to the admin endpoint (0.0.0.0:9464) must carry it; expected a token (token: \${PURGER_ADMIN_TOKEN})"`,
     );
+  });
+
+  test("an admin endpoint on loopback needs a token too; http.maxConnections is a positive integer", async () => {
+    const error = await errorOf("http-loopback-no-token.yaml");
+    expect(text(error)).toMatchInlineSnapshot(`
+      "broken/http-loopback-no-token.yaml:2:3 http: missing required key "token": every request to the admin endpoint (127.0.0.1:9464) must carry it; expected a token (token: \${PURGER_ADMIN_TOKEN})
+      broken/http-loopback-no-token.yaml:3:19 http.maxConnections: expected a number >= 1, found 0"
+    `);
+  });
+
+  test("http.listen without a host is refused where it is written, not when the server starts", async () => {
+    expect(text(await errorOf("http-empty-host.yaml"))).toMatchInlineSnapshot(
+      `"broken/http-empty-host.yaml:2:11 http.listen: expected host:port (e.g. 127.0.0.1:9464) or a port number, found ":9464""`,
+    );
+  });
+
+  test("a YAML alias bomb (billion laughs) fails at once, at the alias past the limit", async () => {
+    const error = await errorOf("alias-bomb.yaml");
+    expect(text(error)).toMatchInlineSnapshot(
+      `"broken/alias-bomb.yaml:4:17 invalid YAML: aliases expand to more than 1000 values (1640 at *a2); anchors nested to multiply (a "billion laughs" file) are refused"`,
+    );
+  });
+
+  test("durations too long for a date or a timer", async () => {
+    const error = await errorOf("huge-duration.yaml");
+    expect(text(error)).toMatchInlineSnapshot(`
+      "broken/huge-duration.yaml:2:9 runs.keep: expected a duration of at most 36500d (about 100 years), found "99999999999d"
+      broken/huge-duration.yaml:4:20 worker.shutdownTimeout: expected less than 24d (a Node timer waits at most 24.8 days), found "30d"
+      broken/huge-duration.yaml:6:14 defaults.retention: expected a duration of at most 36500d (about 100 years), found "999999999999999999999999999999999999999999999999999999999..."
+      broken/huge-duration.yaml:10:16 plugins[0].retention: expected a duration of at most 36500d (about 100 years), found "99999999999999999999999999999w"
+      broken/huge-duration.yaml:14:15 plugins[1].schedule: expected an interval of at most 36500d (about 100 years), found "every 99999999999d"
+      broken/huge-duration.yaml:15:16 plugins[1].retention: expected a duration of at most 36500d (about 100 years), found "P99999999999999D""
+    `);
   });
 
   test("schedule and after together; a bin-only plugin scheduled; a guard a plugin cannot enforce; a host's graphile_worker schema", async () => {

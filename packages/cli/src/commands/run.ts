@@ -40,7 +40,7 @@ export async function runCommand(flags: RunFlags, io: Io): Promise<number> {
       drain = fn;
       if (tui?.store.quitting) fn("quit");
     };
-    return await serve({ config, events, io, log, tui, concurrency, flags, setDrain });
+    return await serve({ config, events, io, log, tui, concurrency, setDrain });
   } finally {
     await tui?.close();
   }
@@ -53,12 +53,12 @@ interface ServeInput {
   log: Logger;
   tui: CommandTui | null;
   concurrency: number;
-  flags: RunFlags;
   setDrain(drain: (reason: string) => void): void;
 }
 
-async function serve({ config, events, io, log, tui, concurrency, flags, setDrain }: ServeInput): Promise<number> {
-  const db = await connectDatabase(config, { log, cwd: io.cwd });
+async function serve({ config, events, io, log, tui, concurrency, setDrain }: ServeInput): Promise<number> {
+  // The concurrency is fitted to the connections the database has room for (lowered with a warning).
+  const db = await connectDatabase(config, { log, cwd: io.cwd, concurrency });
   tui?.attach(db);
   const stopProgress = tui ? () => {} : reportProgress(events, log);
   events.on("run:finish", (e) => {
@@ -85,10 +85,11 @@ async function serve({ config, events, io, log, tui, concurrency, flags, setDrai
     log,
     heartbeatMs,
     deadAfterMs: Number(io.env.PURGER_DEAD_AFTER_MS ?? heartbeatMs * 6),
-    ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    concurrency: db.concurrency,
     ...(tui ? { isPaused: tui.store.isPaused } : {}),
   });
   tui?.store.setProcessId(worker.processId);
+  tui?.store.setConcurrency(db.concurrency);
   let admin: AdminServer | null = null;
   if (config.http) {
     try {
@@ -100,7 +101,13 @@ async function serve({ config, events, io, log, tui, concurrency, flags, setDrai
     }
   }
   log.info(
-    { event: "worker:start", processId: worker.processId, database: db.label, entries: config.entries.map((e) => e.id), concurrency },
+    {
+      event: "worker:start",
+      processId: worker.processId,
+      database: db.label,
+      entries: config.entries.map((e) => e.id),
+      concurrency: db.concurrency,
+    },
     "purger is running",
   );
   let exitCode = 0;

@@ -208,6 +208,12 @@ export class TuiStore {
     this.#changed();
   }
 
+  /** The concurrency the worker runs with (lower than asked when the database has no room for more). */
+  setConcurrency(concurrency: number): void {
+    this.#options.concurrency = concurrency;
+    this.#changed();
+  }
+
   // --- for the keys ---
 
   select(delta: number): void {

@@ -4,6 +4,7 @@
  * years have no fixed length, so they are refused rather than guessed.
  */
 import { PurgerError } from "../errors.js";
+import { describeValue } from "./errors.js";
 
 const NUMBER = String.raw`\d+(?:\.\d+)?`;
 const SIMPLE = `(?:${NUMBER}(?:ms|s|m|h|d|w))+`;
@@ -18,6 +19,12 @@ export const DURATION_PATTERN = `^${DURATION_SOURCE}$`;
 /** What a duration looks like, for messages. */
 export const DURATION_EXPECTED = "a duration like 250ms, 90s, 15m, 1h, 7d or ISO 8601 (P30D, PT1H30M)";
 
+/**
+ * The longest duration: about 100 years. Longer ones serve no cleanup, and far longer ones (or
+ * digits enough to overflow to Infinity) break the date arithmetic of cutoffs and run times.
+ */
+export const MAX_DURATION_MS = 36_500 * 86_400_000;
+
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 type Unit = keyof typeof UNIT_MS;
 
@@ -26,10 +33,25 @@ const simplePart = new RegExp(`(${NUMBER})(ms|s|m|h|d|w)`, "g");
 const isoRegex = new RegExp(`^P(?:(${NUMBER})W)?(?:(${NUMBER})D)?(?:T(?:(${NUMBER})H)?(?:(${NUMBER})M)?(?:(${NUMBER})S)?)?$`);
 
 /**
- * Parse a duration to milliseconds (rounded to a whole millisecond).
+ * Parse a duration to milliseconds (rounded to a whole millisecond), at most `MAX_DURATION_MS`.
  * Throws `PurgerError("CONFIG")` whose message says what was expected and found.
  */
 export function parseDuration(text: string): number {
+  const ms = parseUnbounded(text);
+  if (!(ms <= MAX_DURATION_MS)) {
+    throw new PurgerError(
+      "CONFIG",
+      `expected a duration of at most ${formatDuration(MAX_DURATION_MS)} (about 100 years), found ${describeValue(text)}`,
+      {
+        hint: "a longer duration serves no cleanup, and cutoffs and run times must stay valid dates",
+        details: { tooLong: true },
+      },
+    );
+  }
+  return ms;
+}
+
+function parseUnbounded(text: string): number {
   const value = text.trim();
   if (!durationRegex.test(value)) {
     const why = /^P[^T]*[YM]/.test(value) ? "; months and years have no fixed length, use days (P30D, P365D)" : "";

@@ -26,6 +26,9 @@ export interface ResolveOptions {
   inlinePlugins?: Map<number, AnyPlugin>;
 }
 
+/** The drain after SIGTERM is a timer, and a Node timer longer than 2^31-1 ms fires at once. */
+const MAX_TIMER_MS = 24 * 86_400_000;
+
 /** Defaults of purger.yaml (SPEC §3). */
 export const CONFIG_DEFAULTS = {
   concurrency: 4,
@@ -34,6 +37,7 @@ export const CONFIG_DEFAULTS = {
   runsKeepMs: 30 * 86_400_000,
   timezone: "UTC",
   listen: "127.0.0.1:9464",
+  httpMaxConnections: 32,
   ...ENTRY_DEFAULTS,
 } as const;
 
@@ -64,7 +68,11 @@ export async function resolveSource(source: ConfigSource, options: ResolveOption
   const worker = isObject(root["worker"]) ? root["worker"] : {};
   const workerSchema = typeof worker["schema"] === "string" ? worker["schema"] : CONFIG_DEFAULTS.workerSchema;
   checkWorkerSchema(checks, workerSchema);
-  const shutdownTimeoutMs = checks.duration(["worker", "shutdownTimeout"], worker["shutdownTimeout"]) ?? CONFIG_DEFAULTS.shutdownTimeoutMs;
+  const shutdownTimeoutMs =
+    checks.duration(["worker", "shutdownTimeout"], worker["shutdownTimeout"], {
+      max: MAX_TIMER_MS,
+      maxWhy: "a Node timer waits at most 24.8 days",
+    }) ?? CONFIG_DEFAULTS.shutdownTimeoutMs;
   const runs = isObject(root["runs"]) ? root["runs"] : {};
   const runsKeepMs = checks.duration(["runs", "keep"], runs["keep"], { positive: true }) ?? CONFIG_DEFAULTS.runsKeepMs;
   const http = isObject(root["http"]) ? resolveHttp(checks, root["http"]) : null;
@@ -131,24 +139,26 @@ function checkWorkerSchema(checks: ConfigChecks, schema: string): void {
   }
 }
 
-/** The admin endpoint; beyond loopback it must have a token (it can trigger deletions). */
-function resolveHttp(checks: ConfigChecks, http: Record<string, unknown>): { listen: string; token: string | null } {
+/**
+ * The admin endpoint. It can put items in the bin (deletions), so every request carries the token,
+ * on loopback too: any local process or user could reach it otherwise.
+ */
+function resolveHttp(checks: ConfigChecks, http: Record<string, unknown>): NonNullable<PurgerConfig["http"]> {
   const raw = http["listen"];
   const listen = typeof raw === "number" ? `127.0.0.1:${raw}` : typeof raw === "string" ? raw : CONFIG_DEFAULTS.listen;
-  const token = typeof http["token"] === "string" ? http["token"] : null;
+  const token = typeof http["token"] === "string" ? http["token"] : "";
   if (typeof raw === "string" && checks.ok(["http", "listen"])) {
     const port = Number(raw.slice(raw.lastIndexOf(":") + 1));
     if (port > 65535) checks.add(["http", "listen"], `expected a port from 0 to 65535, found ${port}`);
   }
-  const host = listen.slice(0, listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
-  const loopback = host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-  if (!loopback && token === null && checks.ok(["http", "token"])) {
+  if (http["token"] === undefined && checks.ok(["http", "token"])) {
     checks.add(
       ["http"],
-      `missing required key "token": the admin endpoint listens on ${listen}, beyond loopback; expected a token (token: \${PURGER_ADMIN_TOKEN})`,
+      `missing required key "token": every request to the admin endpoint (${listen}) must carry it; expected a token (token: \${PURGER_ADMIN_TOKEN})`,
     );
   }
-  return { listen, token };
+  const maxConnections = typeof http["maxConnections"] === "number" ? http["maxConnections"] : CONFIG_DEFAULTS.httpMaxConnections;
+  return { listen, token, maxConnections };
 }
 
 /** id → index of its first entry; later duplicates are reported. */

@@ -7,9 +7,9 @@
  */
 import { Cron } from "croner";
 import { parseCronItems } from "graphile-worker";
-import { PurgerError } from "../errors.js";
+import { isPurgerError, PurgerError } from "../errors.js";
 import type { Schedule } from "./types.js";
-import { parseDuration } from "./durations.js";
+import { formatDuration, MAX_DURATION_MS, parseDuration } from "./durations.js";
 
 /** The shortest `every` interval. */
 export const MIN_EVERY_MS = 1_000;
@@ -82,6 +82,12 @@ function parseEvery(text: string, interval: string): Schedule {
   try {
     everyMs = parseDuration(interval);
   } catch (error) {
+    if (isPurgerError(error) && error.details?.["tooLong"] === true) {
+      throw scheduleError(
+        `expected an interval of at most ${formatDuration(MAX_DURATION_MS)} (about 100 years), found ${JSON.stringify(text)}`,
+        error,
+      );
+    }
     throw scheduleError(`expected "every" and a duration (every 30s, every 15m, every 1h), found ${JSON.stringify(text)}`, error);
   }
   if (everyMs < MIN_EVERY_MS) {

@@ -58,7 +58,12 @@ export interface PurgerConfigInput {
   /** @defaultValue "UTC" */
   timezone?: string;
   defaults?: DefaultsInput;
-  http?: { listen?: string | number; token?: string };
+  http?: {
+    listen?: string | number;
+    token?: string;
+    /** Connections the admin endpoint keeps open at once. @defaultValue 32 */
+    maxConnections?: number;
+  };
   plugins: EntryInput[];
 }
 
@@ -176,7 +181,13 @@ const SCHEMA = {
         token: {
           type: "string",
           minLength: 1,
-          description: "Bearer token required by the endpoint; use ${PURGER_ADMIN_TOKEN}. Required when listening beyond loopback.",
+          description: "Bearer token every request must carry; use ${PURGER_ADMIN_TOKEN}.",
+        },
+        maxConnections: {
+          type: "integer",
+          minimum: 1,
+          default: 32,
+          description: "Connections the endpoint keeps open at once; further ones are closed on arrival.",
         },
       },
     },
@@ -216,7 +227,7 @@ const SCHEMA = {
     listen: {
       anyOf: [
         { type: "integer", minimum: 1, maximum: 65535 },
-        { type: "string", pattern: "^(?:\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):\\d{1,5}$" },
+        { type: "string", pattern: "^(?:\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$" },
       ],
     },
     timezone: { type: "string", minLength: 1, examples: ["UTC", "Europe/Paris", "America/New_York"] },

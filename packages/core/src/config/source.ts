@@ -6,6 +6,7 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
 import { renderPath, type ConfigProblem, type PathSegment } from "./errors.js";
 import { interpolateDocument, interpolateValue, type InterpolationResult } from "./interpolate.js";
+import { aliasProblem, MAX_ALIAS_COUNT } from "./aliases.js";
 
 export interface Position {
   line: number;
@@ -58,7 +59,14 @@ export function readYamlSource(file: string, text: string, env: Record<string, s
     const at = problem.node?.range ? position(problem.node.range[0]) : locate(problem.path, "value");
     problems.push({ line: at?.line ?? null, column: at?.column ?? null, path: renderPath(problem.path), message: problem.message });
   }
-  const data = doc.contents === null ? undefined : (doc.toJS({ maxAliasCount: 1000 }) as unknown);
+  let data: unknown;
+  try {
+    data = doc.contents === null ? undefined : (doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown);
+  } catch (error) {
+    if (!(error instanceof ReferenceError)) throw error;
+    problems.push(aliasProblem(doc, position, error));
+    return { file, format: "yaml", data: undefined, locate, problems, interpolation };
+  }
   return { file, format: "yaml", data, locate, problems, interpolation };
 }
 

@@ -53,7 +53,7 @@ export interface PurgerConfig {
   worker: { concurrency: number; shutdownTimeoutMs: number; schema: string };
   runs: { keepMs: number };
   timezone: string;
-  http: { listen: string; token: string | null } | null;
+  http: { listen: string; token: string; maxConnections: number } | null;
   entries: EntryConfig[];
   /** Things worth telling that do not stop purger (e.g. a default guard a plugin cannot enforce), one line each. */
   warnings?: string[];

@@ -45,12 +45,12 @@ export function validatePayload(kind: BinKind, payload: unknown): Record<string,
       `${where}: expected a JSON object, found ${payload === null ? "null" : Array.isArray(payload) ? "an array" : typeof payload}`,
     );
   }
+  // Before JSON.stringify: it recurses, and a payload nested thousands deep would overflow the stack.
+  const unstorable = unstorableIn(payload, "", 0);
+  if (unstorable !== null) throw new PurgerError("PAYLOAD", `${where}: ${unstorable}`);
   const text = JSON.stringify(payload);
   if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) {
     throw new PurgerError("PAYLOAD", `${where}: ${Buffer.byteLength(text)} bytes, more than the limit of ${MAX_PAYLOAD_BYTES}`);
-  }
-  if (depthOf(payload) > MAX_DEPTH) {
-    throw new PurgerError("PAYLOAD", `${where}: nested deeper than ${MAX_DEPTH} levels`);
   }
   const value = JSON.parse(text) as Record<string, Json>;
   const validate = validatorFor(kind.handler.schema as object);
@@ -75,12 +75,38 @@ function validatorFor(schema: object): ValidateFunction {
   return validate;
 }
 
-function depthOf(value: unknown, depth = 0): number {
-  if (depth > MAX_DEPTH) return depth;
-  if (value === null || typeof value !== "object") return depth;
-  let max = depth + 1;
-  for (const child of Object.values(value)) max = Math.max(max, depthOf(child, depth + 1));
-  return max;
+/**
+ * Why PostgreSQL's jsonb could not take a value, or null: nesting past MAX_DEPTH (found without
+ * recursing further), or a string or key holding \u0000 or an unpaired UTF-16 surrogate.
+ */
+function unstorableIn(value: unknown, path: string, depth: number): string | null {
+  if (typeof value === "string") return unstorableText(value, path || "/");
+  if (value === null || typeof value !== "object") return null;
+  if (depth >= MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
+  for (const [key, child] of Object.entries(value)) {
+    const at = `${path}/${visible(key.replaceAll("~", "~0").replaceAll("/", "~1"))}`;
+    const problem = (Array.isArray(value) ? null : unstorableText(key, `the key ${at}`)) ?? unstorableIn(child, at, depth + 1);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/** A key as a message can show it: control characters (a NUL) as \uXXXX escapes. */
+function visible(key: string): string {
+  let out = "";
+  for (const char of key) {
+    const code = char.charCodeAt(0);
+    out += code < 0x20 || code === 0x7f ? `\\u${code.toString(16).padStart(4, "0")}` : char;
+  }
+  return out;
+}
+
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function unstorableText(text: string, at: string): string | null {
+  if (text.includes("\u0000")) return `${at} holds \\u0000, which PostgreSQL cannot store in JSON`;
+  if (UNPAIRED_SURROGATE.test(text)) return `${at} holds an unpaired UTF-16 surrogate, which PostgreSQL cannot store in JSON`;
+  return null;
 }
 
 /**
