@@ -22,12 +22,13 @@ export interface ConfigFlags {
 /** The CLI package's directory: `use:` falls back to resolving from here. */
 export const cliPackageDir = fileURLToPath(new URL("..", import.meta.url));
 
-export async function loadCliConfig(flags: ConfigFlags, io: Io): Promise<PurgerConfig> {
+export async function loadCliConfig(flags: ConfigFlags, io: Io, options: { deferUnsetVariables?: boolean } = {}): Promise<PurgerConfig> {
   const config = await loadConfig({
     ...(flags.config ? { configPath: flags.config } : {}),
     cwd: io.cwd,
     env: io.env,
     resolvePaths: [cliPackageDir],
+    ...options,
   });
   for (const warning of config.warnings ?? []) io.log.warn({ event: "config:warning", file: config.file }, warning);
   return config;

@@ -93,6 +93,33 @@ plugins:
       "
     `);
   });
+
+  it("needs no secrets: a ${VAR} that is not set is a warning naming its line, its value unchecked; once refuses it", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    writeConfig(
+      dir,
+      `database:
+  url: \${CI_LESS_DATABASE_URL}
+plugins:
+  - id: events
+    use: "@purger/plugin-retention"
+    retention: 7d
+    options: { table: events, column: created_at }
+`,
+    );
+    const env = { CI_LESS_DATABASE_URL: undefined };
+    const [validate, once] = await Promise.all([purger(["validate"], { cwd: dir, env }), purger(["once", "events"], { cwd: dir, env })]);
+    expect(validate.code).toBe(0);
+    expect(clean(validate.stdout, dir)).toMatchInlineSnapshot(`
+      "<dir>/purger.yaml: valid, 1 entry
+        events: @purger/plugin-retention, retention 7d
+      warning: purger.yaml:2:8 database.url: not checked: environment variable CI_LESS_DATABASE_URL is not set here
+      "
+    `);
+    expect(once.code).toBe(2);
+    expect(clean(once.stderr, dir)).toContain("purger.yaml:2:8 database.url: environment variable CI_LESS_DATABASE_URL is not set");
+  });
 });
 
 describe("once", () => {

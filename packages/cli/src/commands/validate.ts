@@ -3,7 +3,8 @@ import { formatDuration } from "@purger/core";
 import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 
 export async function validateCommand(flags: ConfigFlags & { json?: boolean }, io: Io): Promise<number> {
-  const config = await loadCliConfig(flags, io);
+  // Secrets need not be set where validate runs (a CI job): a value using an unset variable is a warning, left unchecked.
+  const config = await loadCliConfig(flags, io, { deferUnsetVariables: true });
   if (flags.json) {
     io.out(
       `${JSON.stringify({ valid: true, file: config.file, entries: config.entries.map((e) => ({ id: e.id, plugin: e.plugin.name })), warnings: config.warnings ?? [] })}\n`,

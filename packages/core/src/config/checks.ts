@@ -27,6 +27,11 @@ export class ConfigChecks {
     this.displayFile = displayName(source.file, cwd);
     this.problems = [...source.problems];
     for (const problem of source.problems) this.reported.add(problem.path);
+    // Unchecked values (a variable not set where `validate` runs): later checks leave them alone.
+    for (const unchecked of source.deferred) {
+      this.reported.add(unchecked.path);
+      this.warnings.push(unchecked);
+    }
   }
 
   /** Record a problem at `at` (`where: "key"`: named by its key, e.g. an unknown key). */

@@ -18,7 +18,7 @@ import { displayName } from "./checks.js";
 import { resolveSource } from "./resolve.js";
 import type { PurgerConfigInput } from "./schema.js";
 import { searchDirectories } from "./search.js";
-import { objectSource, readYamlSource, type ConfigSource } from "./source.js";
+import { objectSource, readYamlSource, type ConfigSource, type ReadOptions } from "./source.js";
 import { untrustedReason } from "./trust.js";
 import type { PurgerConfig } from "./types.js";
 
@@ -31,6 +31,12 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Further directories `use:` package names resolve from (the CLI passes its own package directory). */
   resolvePaths?: string[];
+  /**
+   * An unset `${VAR}` without a default is a warning and its value is left unchecked, instead of an
+   * error (`purger validate` where the secrets are not set, e.g. CI). Commands that connect never set it.
+   * @defaultValue false
+   */
+  deferUnsetVariables?: boolean;
 }
 
 /** Where the search looks, in order, in each directory. */
@@ -56,7 +62,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Purge
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const env = options.env ?? process.env;
   const raw = options.configPath === undefined ? await searchConfig(cwd) : await readConfigFile(path.resolve(cwd, options.configPath), cwd);
-  const { source, inlinePlugins } = toSource(raw, env);
+  const { source, inlinePlugins } = toSource(raw, env, { deferUnsetVariables: options.deferUnsetVariables ?? false });
   return await resolveSource(source, {
     dir: path.dirname(raw.file),
     cwd,
@@ -162,8 +168,12 @@ async function readConfigFile(file: string, cwd: string): Promise<RawConfig> {
   }
 }
 
-function toSource(raw: RawConfig, env: NodeJS.ProcessEnv): { source: ConfigSource; inlinePlugins: Map<number, AnyPlugin> } {
-  if (raw.format === "yaml") return { source: readYamlSource(raw.file, raw.text, env), inlinePlugins: new Map() };
+function toSource(
+  raw: RawConfig,
+  env: NodeJS.ProcessEnv,
+  read: ReadOptions,
+): { source: ConfigSource; inlinePlugins: Map<number, AnyPlugin> } {
+  if (raw.format === "yaml") return { source: readYamlSource(raw.file, raw.text, env, read), inlinePlugins: new Map() };
   if (raw.empty === true) {
     const what =
       raw.format === "js"
@@ -175,7 +185,7 @@ function toSource(raw: RawConfig, env: NodeJS.ProcessEnv): { source: ConfigSourc
     });
   }
   const { value, inlinePlugins } = extractInlinePlugins(raw.value);
-  return { source: objectSource(raw.file, raw.format, value, env), inlinePlugins };
+  return { source: objectSource(raw.file, raw.format, value, env, read), inlinePlugins };
 }
 
 /** Entries whose `use` is a plugin object (code only) get a placeholder `use`; the objects are kept aside by index. */

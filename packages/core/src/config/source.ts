@@ -27,6 +27,11 @@ export interface ConfigSource {
   locate(path: readonly PathSegment[], at: "key" | "value"): Position | null;
   /** Problems found while reading (syntax, interpolation). */
   problems: ConfigProblem[];
+  /**
+   * Values left unchecked because a variable they use is not set, when reading with
+   * `deferUnsetVariables` (`purger validate` in CI, where the secrets are not): warnings, not problems.
+   */
+  deferred: ConfigProblem[];
   interpolation: InterpolationResult;
 }
 
@@ -34,7 +39,12 @@ export interface ConfigSource {
  * Parse YAML text (purger.yaml, .purgerrc — or JSON, which YAML reads too, so
  * that .purgerrc.json gets positions as well), interpolate its values, keep positions.
  */
-export function readYamlSource(file: string, text: string, env: Record<string, string | undefined>): ConfigSource {
+export function readYamlSource(
+  file: string,
+  text: string,
+  env: Record<string, string | undefined>,
+  options: ReadOptions = {},
+): ConfigSource {
   const syntax = file.endsWith(".json") ? "JSON" : "YAML";
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true });
@@ -48,16 +58,20 @@ export function readYamlSource(file: string, text: string, env: Record<string, s
   });
   const empty: InterpolationResult = { problems: [], secretPaths: new Set(), interpolated: new Map() };
   if (problems.length > 0) {
-    return { file, format: "yaml", data: undefined, locate: () => null, problems, interpolation: empty };
+    return { file, format: "yaml", data: undefined, locate: () => null, problems, deferred: [], interpolation: empty };
   }
 
   const interpolation = interpolateDocument(doc, env);
   const locate = (path: readonly PathSegment[], at: "key" | "value"): Position | null => {
     return position(locateRange(doc, path, at) ?? 0);
   };
+  const deferred: ConfigProblem[] = [];
   for (const problem of interpolation.problems) {
     const at = problem.node?.range ? position(problem.node.range[0]) : locate(problem.path, "value");
-    problems.push({ line: at?.line ?? null, column: at?.column ?? null, path: renderPath(problem.path), message: problem.message });
+    const found = { line: at?.line ?? null, column: at?.column ?? null, path: renderPath(problem.path), message: problem.message };
+    const later = options.deferUnsetVariables ? deferredMessage(found) : null;
+    if (later) deferred.push(later);
+    else problems.push(found);
   }
   let data: unknown;
   try {
@@ -65,9 +79,9 @@ export function readYamlSource(file: string, text: string, env: Record<string, s
   } catch (error) {
     if (!(error instanceof ReferenceError)) throw error;
     problems.push(aliasProblem(doc, position, error));
-    return { file, format: "yaml", data: undefined, locate, problems, interpolation };
+    return { file, format: "yaml", data: undefined, locate, problems, deferred, interpolation };
   }
-  return { file, format: "yaml", data, locate, problems, interpolation };
+  return { file, format: "yaml", data, locate, problems, deferred, interpolation };
 }
 
 /** A JSON or JavaScript configuration (or one built in code): interpolated, without positions. */
@@ -76,21 +90,34 @@ export function objectSource(
   format: "json" | "js" | "object",
   raw: unknown,
   env: Record<string, string | undefined>,
+  options: ReadOptions = {},
 ): ConfigSource {
   const interpolation = interpolateValue(raw, env);
-  return {
-    file,
-    format,
-    data: interpolation.value,
-    locate: () => null,
-    problems: interpolation.problems.map((problem) => ({
-      line: null,
-      column: null,
-      path: renderPath(problem.path),
-      message: problem.message,
-    })),
-    interpolation,
-  };
+  const problems: ConfigProblem[] = [];
+  const deferred: ConfigProblem[] = [];
+  for (const problem of interpolation.problems) {
+    const found = { line: null, column: null, path: renderPath(problem.path), message: problem.message };
+    const later = options.deferUnsetVariables ? deferredMessage(found) : null;
+    if (later) deferred.push(later);
+    else problems.push(found);
+  }
+  return { file, format, data: interpolation.value, locate: () => null, problems, deferred, interpolation };
+}
+
+export interface ReadOptions {
+  /**
+   * An unset `${VAR}` (without a default) leaves its value unchecked and is reported as a warning
+   * instead of an error: `purger validate` in a CI job that has no secrets.
+   * @defaultValue false
+   */
+  deferUnsetVariables?: boolean;
+}
+
+/** The warning for a value whose variable is not set, or null when the problem is another one. */
+function deferredMessage(problem: ConfigProblem): ConfigProblem | null {
+  const unset = /^environment variable (\w+) is not set/.exec(problem.message);
+  if (!unset) return null;
+  return { ...problem, message: `not checked: environment variable ${unset[1]} is not set here` };
 }
 
 /** Offset of the node at `path` (or of its key), else of the nearest ancestor that exists. */
