@@ -375,6 +375,9 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       }
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
+      // A batch that throws because the run's signal fired (shutdown, cancel) did not fail: the rolled-back batch is
+      // taken again from the checkpoint, as the loop's abort check decides (test/abort.test.ts).
+      if (signal.aborted) continue;
       return await finish("failed", { error: errorMessage(error) });
     }
     const batchMs = performance.now() - batchStart;
