@@ -21,7 +21,7 @@ import {
 } from "./options.js";
 import { assertBucket, bucketError, bucketUrl, createClient, describeError, resolveVersioning } from "./s3.js";
 import type { BlobState } from "./state.js";
-import { cancelUpload, countStale, sweepBatch, uploadsStatements } from "./uploads.js";
+import { cancelUpload, countStale, objectKeyInUse, sweepBatch, uploadsStatements } from "./uploads.js";
 
 export type { BlobOptions, UploadsOptions, PrefixPayload, ObjectPayload, UploadPayload } from "./options.js";
 export type { BlobState } from "./state.js";
@@ -162,6 +162,14 @@ export default definePlugin<BlobOptions, BlobState>({
     object: {
       schema: objectPayloadSchema,
       async handle(ctx, payload: ObjectPayload) {
+        // The uploads sweep enqueues an object once its row is gone; a row using the key since (re-created, or another upload) keeps it.
+        if (ctx.state.uploads && (await objectKeyInUse(ctx.pool, ctx.state.uploads, payload.key))) {
+          ctx.log.info(
+            { event: "blob:object", key: payload.key, outcome: "in-use", deleted: 0 },
+            "object kept: a row of the uploads table uses it",
+          );
+          return { processed: 0 };
+        }
         const result = await deleteObject(
           {
             client: ctx.state.client,
