@@ -124,6 +124,7 @@ export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions
     keyName = columns.find((c) => c.num === numbers[0])!.name;
   }
   const clock = column("column", uploads.column, CLOCK_TYPES, "timestamptz, timestamp or date");
+  if (clock.type !== "timestamptz") await assertTimeZone(db, uploads.timeZone ?? "UTC", `${where}.timeZone`);
   const clockIndex = indexes.find((i) => i.valid && keyColumns(i.keys, i.nkeys)[0] === clock.num)?.name ?? null;
   return {
     sql: `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
@@ -134,4 +135,17 @@ export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions
     objectKey: column("objectKey", uploads.objectKey, TEXT_TYPES, "text or varchar"),
     clockIndex,
   };
+}
+
+/** PostgreSQL converts the clock, so PostgreSQL decides which zone names exist. Throws CONFIG. */
+async function assertTimeZone(db: Queryable, zone: string, where: string): Promise<void> {
+  try {
+    await db.query("SELECT now() AT TIME ZONE $1::text", [zone]);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "22023") throw error;
+    throw new PurgerError("CONFIG", `${where}: "${zone}" is not a time zone PostgreSQL knows`, {
+      hint: 'write an IANA name such as "UTC" or "Europe/Berlin" (see pg_timezone_names)',
+      cause: error,
+    });
+  }
 }

@@ -44,7 +44,7 @@ export default definePlugin<BlobOptions, BlobState>({
       let uploads: BlobState["uploads"] = null;
       if (ctx.options.uploads) {
         const table = await resolveUploadsTable(ctx.pool, ctx.options.uploads, ctx.entry.id);
-        uploads = { table, sql: uploadsStatements(table) };
+        uploads = { table, sql: uploadsStatements(table, ctx.options.uploads.timeZone ?? "UTC") };
       }
       return { client, versioning, uploads };
     } catch (error) {

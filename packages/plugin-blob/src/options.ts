@@ -17,6 +17,11 @@ export interface UploadsOptions {
   objectKey: string;
   /** The row's unique, NOT NULL key (one column). @defaultValue the table's single-column primary key */
   key?: string;
+  /**
+   * The IANA zone whose wall-clock times a `timestamp` (without time zone) or `date` clock holds; unused for
+   * `timestamptz`. @defaultValue "UTC"
+   */
+  timeZone?: string;
 }
 
 export interface BlobOptions {
@@ -64,6 +69,13 @@ export const optionsSchema = {
         flag: { ...identifier, description: "boolean column: true once the upload completed" },
         objectKey: { ...identifier, description: "column holding the object's key" },
         key: { ...identifier, description: "unique key column (default: the primary key)" },
+        timeZone: {
+          type: "string",
+          minLength: 1,
+          maxLength: 64,
+          default: "UTC",
+          description: "IANA zone of a timestamp-without-time-zone or date clock (default UTC)",
+        },
       },
       required: ["table", "column", "flag", "objectKey"],
       additionalProperties: false,

@@ -36,26 +36,40 @@ export interface UploadsStatements {
   count: string;
   countAll: string;
   lockOne: string;
+  /**
+   * The last parameter of `first`, `next`, `count` and `lockOne`: the zone a
+   * `timestamp`/`date` clock is written in; empty for `timestamptz`.
+   */
+  zone: string[];
 }
 
 /** Every statement of the sweep, written out once the catalog confirmed the names. Values are always bound. */
-export function uploadsStatements(t: UploadsTable): UploadsStatements {
-  const select = `SELECT u.${t.key.sql}::text AS id, u.${t.objectKey.sql}::text AS object_key, to_jsonb(u.${t.column.sql}) #>> '{}' AS at,
-            (extract(epoch FROM (now() - u.${t.column.sql})) * 1000)::float8 AS age_ms
+export function uploadsStatements(t: UploadsTable, timeZone: string): UploadsStatements {
+  const zoned = t.column.type !== "timestamptz";
+  // A clock without time zone holds wall-clock times of `timeZone`: the cutoff is converted (the column is not, so its index serves),
+  // whatever the session's TimeZone is.
+  const cutoff = (n: number) => (zoned ? `($1::timestamptz AT TIME ZONE $${n}::text)` : "$1::timestamptz");
+  const age = (n: number) =>
+    `(extract(epoch FROM (now() - ${zoned ? `(u.${t.column.sql} AT TIME ZONE $${n}::text)` : `u.${t.column.sql}`})) * 1000)::float8`;
+  const select = (
+    n: number,
+  ) => `SELECT u.${t.key.sql}::text AS id, u.${t.objectKey.sql}::text AS object_key, to_jsonb(u.${t.column.sql}) #>> '{}' AS at,
+            ${age(n)} AS age_ms
        FROM ${t.sql} u
-      WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < $1::timestamptz`;
+      WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < ${cutoff(n)}`;
   const tail = `ORDER BY u.${t.column.sql}, u.${t.key.sql} LIMIT $2 FOR UPDATE OF u SKIP LOCKED`;
   return {
-    first: `${select}\n      ${tail}`,
-    next: `${select}\n        AND (u.${t.column.sql}, u.${t.key.sql}) > ($3::text::${t.column.typeSql}, $4::text::${t.key.typeSql})\n      ${tail}`,
+    first: `${select(3)}\n      ${tail}`,
+    next: `${select(5)}\n        AND (u.${t.column.sql}, u.${t.key.sql}) > ($3::text::${t.column.typeSql}, $4::text::${t.key.typeSql})\n      ${tail}`,
     deleteRows: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = ANY ($1::text[]::${t.key.typeSql}[]) RETURNING u.${t.key.sql}::text AS id`,
     deleteRow: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.typeSql} RETURNING u.${t.key.sql}::text AS id`,
     keysInUse: `SELECT DISTINCT u.${t.objectKey.sql}::text AS object_key FROM ${t.sql} u WHERE u.${t.objectKey.sql} = ANY ($1::text[]::${t.objectKey.typeSql}[])`,
-    count: `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM ${t.sql} u WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < $1::timestamptz LIMIT $2) s`,
+    count: `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM ${t.sql} u WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < ${cutoff(3)} LIMIT $2) s`,
     countAll: `SELECT count(*)::int8 AS n FROM ${t.sql}`,
     lockOne: `SELECT u.${t.key.sql}::text AS id, u.${t.objectKey.sql}::text AS object_key, u.${t.flag.sql} AS flag,
-            (extract(epoch FROM (now() - u.${t.column.sql})) * 1000)::float8 AS age_ms
+            ${age(2)} AS age_ms
        FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.typeSql} FOR UPDATE OF u`,
+    zone: zoned ? [timeZone] : [],
   };
 }
 
@@ -88,8 +102,8 @@ export interface UploadsDeps {
 export async function sweepBatch(ctx: BatchContext<BlobOptions, BlobState>, uploads: UploadsDeps): Promise<BatchResult> {
   const cursor = readCursor(ctx.cursor);
   const { rows } = cursor
-    ? await ctx.client.query<Row>(uploads.sql.next, [ctx.cutoff, ctx.batchSize, cursor.at, cursor.id])
-    : await ctx.client.query<Row>(uploads.sql.first, [ctx.cutoff, ctx.batchSize]);
+    ? await ctx.client.query<Row>(uploads.sql.next, [ctx.cutoff, ctx.batchSize, cursor.at, cursor.id, ...uploads.sql.zone])
+    : await ctx.client.query<Row>(uploads.sql.first, [ctx.cutoff, ctx.batchSize, ...uploads.sql.zone]);
   const last = rows.at(-1);
   const nextCursor: Cursor | null = last ? { at: last.at, id: last.id } : (ctx.cursor ?? null);
   const done = rows.length < ctx.batchSize;
@@ -189,7 +203,7 @@ export async function objectKeyInUse(db: Queryable, uploads: UploadsDeps, key: s
 
 /** Stale rows, capped at `limit` (guards, estimate). */
 export async function countStale(ctx: RunContext<BlobOptions, BlobState>, sql: UploadsStatements, limit: number | null): Promise<number> {
-  const { rows } = await ctx.pool.query<{ n: number }>(sql.count, [ctx.cutoff, limit]);
+  const { rows } = await ctx.pool.query<{ n: number }>(sql.count, [ctx.cutoff, limit, ...sql.zone]);
   return Number(rows[0]!.n);
 }
 
@@ -214,7 +228,7 @@ export async function cancelUpload(
     try {
       ({
         rows: [row],
-      } = await client.query(uploads.sql.lockOne, [id]));
+      } = await client.query(uploads.sql.lockOne, [id, ...uploads.sql.zone]));
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === "22P02" || code === "22003") {

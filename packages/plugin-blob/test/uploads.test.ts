@@ -3,6 +3,7 @@
  * real run loop (`runPlugin`), `<id>.upload` through the real bin, `purger
  * doctor`'s checks — real PostgreSQL, real s3rver.
  */
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { binKinds, enqueue } from "@purger/core";
 import { checkPlugin, createTestDatabase, runBin, runPlugin, testEntry, type BinItem, type TestDatabase } from "@purger/core/testing";
@@ -431,5 +432,72 @@ describe("doctor", () => {
     const uses = blob.usesRetention as (o: typeof base & { uploads?: typeof UPLOADS }) => boolean;
     expect(uses(base)).toBe(false);
     expect(uses({ ...base, uploads: UPLOADS })).toBe(true);
+  });
+});
+
+describe("uploads sweep: a clock without time zone", () => {
+  it("reads a `timestamp` column in `timeZone` (default UTC), whatever the database's TimeZone (Asia/Tokyo here)", async () => {
+    const tz = await createTestDatabase("blob-uploads-tz");
+    try {
+      await tz.pool.query(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET timezone = %L', current_database(), 'Asia/Tokyo'); END $$`);
+      // Connections opened from now on get the database's new default.
+      const pool = new pg.Pool({ connectionString: tz.url, max: 4 });
+      try {
+        const { rows } = await pool.query<{ tz: string }>("SELECT current_setting($1) AS tz", ["TimeZone"]);
+        expect(rows[0]!.tz).toBe("Asia/Tokyo");
+        await pool.query(`
+          CREATE TABLE uploads (id bigserial PRIMARY KEY, name text NOT NULL, object_key text, is_uploaded boolean NOT NULL DEFAULT false,
+                                created_at timestamp NOT NULL);
+          CREATE TABLE uploads_ny (LIKE uploads INCLUDING ALL);
+          -- The applications write wall-clock times: one in UTC, one in New York.
+          INSERT INTO uploads (name, created_at) VALUES
+            ('stale-25h', (now() AT TIME ZONE 'UTC') - interval '25 hours'),
+            ('fresh-23h', (now() AT TIME ZONE 'UTC') - interval '23 hours'),
+            ('fresh-1h', (now() AT TIME ZONE 'UTC') - interval '1 hour');
+          INSERT INTO uploads_ny (name, created_at) VALUES
+            ('stale-25h', (now() AT TIME ZONE 'America/New_York') - interval '25 hours'),
+            ('fresh-20h', (now() AT TIME ZONE 'America/New_York') - interval '20 hours');
+        `);
+        const log = captureLogger();
+        const utc = await runPlugin(blob, {
+          pool,
+          id: "tz",
+          options: blobOptions(s3.endpoint, "media", { uploads: UPLOADS }),
+          retention: "24h",
+          log,
+        });
+        expect(utc).toMatchObject({ status: "succeeded", processed: 1 });
+        const left = async (table: string) =>
+          (await pool.query<{ name: string }>(`SELECT name FROM ${table} ORDER BY name`)).rows.map((r) => r.name);
+        expect(await left("uploads")).toEqual(["fresh-1h", "fresh-23h"]);
+        const line = log.lines.find((l) => l.outcome === "no-key")!;
+        expect(Math.round(Number(line.ageMs) / 3_600_000)).toBe(25);
+
+        const ny = await runPlugin(blob, {
+          pool,
+          id: "tz-ny",
+          options: blobOptions(s3.endpoint, "media", { uploads: { ...UPLOADS, table: "uploads_ny", timeZone: "America/New_York" } }),
+          retention: "24h",
+        });
+        expect(ny).toMatchObject({ status: "succeeded", processed: 1 });
+        expect(await left("uploads_ny")).toEqual(["fresh-20h"]);
+
+        await expect(
+          runPlugin(blob, {
+            pool,
+            id: "tz-bad",
+            options: blobOptions(s3.endpoint, "media", { uploads: { ...UPLOADS, timeZone: "Mars/Olympus_Mons" } }),
+            retention: "24h",
+          }),
+        ).rejects.toMatchObject({
+          code: "CONFIG",
+          message: 'plugins[tz-bad].options.uploads.timeZone: "Mars/Olympus_Mons" is not a time zone PostgreSQL knows',
+        });
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      await tz.drop();
+    }
   });
 });
