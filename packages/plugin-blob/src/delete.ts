@@ -23,7 +23,17 @@ import {
 } from "@aws-sdk/client-s3";
 import type { Logger } from "@purger/core";
 import pLimit from "p-limit";
-import { backoffMs, DEFAULT_RETRY, describeError, pause, statusOf, withRetry, type RetryPolicy } from "./s3.js";
+import {
+  backoffMs,
+  DEFAULT_RETRY,
+  describeError,
+  pause,
+  RequestTimeoutError,
+  statusOf,
+  withRetry,
+  type RetryOptions,
+  type RetryPolicy,
+} from "./s3.js";
 
 /** DeleteObjects takes at most this many keys. */
 export const DELETE_BATCH = 1000;
@@ -40,6 +50,22 @@ export interface Bucket {
   signal: AbortSignal;
   log: Logger;
   policy?: RetryPolicy;
+  /** The longest one request may go unanswered (then it is aborted and retried). */
+  timeoutMs?: number;
+  /** The endpoint, for messages. */
+  where?: string;
+}
+
+/** What `withRetry` needs of a bucket (signal, policy, timeout). */
+function retryOf(bucket: Bucket, what: string, signal: AbortSignal = bucket.signal): RetryOptions {
+  return {
+    what,
+    signal,
+    log: bucket.log,
+    ...(bucket.policy ? { policy: bucket.policy } : {}),
+    ...(bucket.timeoutMs !== undefined ? { timeoutMs: bucket.timeoutMs } : {}),
+    ...(bucket.where !== undefined ? { where: bucket.where } : {}),
+  };
 }
 
 const UNSTOPPABLE = new AbortController().signal;
@@ -58,7 +84,7 @@ export async function deleteBatch(bucket: Bucket, objects: ObjectId[]): Promise<
   let remaining = objects;
   let failures: { key: string; code: string; message: string }[] = [];
   for (let attempt = 1; attempt <= policy.attempts; attempt += 1) {
-    const answer = await withRetry({ what: "DeleteObjects", signal: bucket.signal, log: bucket.log, policy }, () =>
+    const answer = await withRetry({ ...retryOf(bucket, "DeleteObjects"), policy }, (abortSignal) =>
       bucket.client.send(
         new DeleteObjectsCommand({
           Bucket: bucket.bucket,
@@ -68,6 +94,7 @@ export async function deleteBatch(bucket: Bucket, objects: ObjectId[]): Promise<
             Quiet: true,
           },
         }),
+        { abortSignal },
       ),
     );
     const failed = new Map<string, { code: string; message: string }>();
@@ -267,17 +294,16 @@ async function runPass(
 async function* listObjects(options: DeletePrefixOptions, start: string | null): AsyncGenerator<Page> {
   let startAfter = start;
   for (;;) {
-    const answer = await withRetry(
-      { what: "ListObjectsV2", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) },
-      () =>
-        options.client.send(
-          new ListObjectsV2Command({
-            Bucket: options.bucket,
-            Prefix: options.prefix,
-            MaxKeys: DELETE_BATCH,
-            ...(startAfter !== null ? { StartAfter: startAfter } : {}),
-          }),
-        ),
+    const answer = await withRetry(retryOf(options, "ListObjectsV2"), (abortSignal) =>
+      options.client.send(
+        new ListObjectsV2Command({
+          Bucket: options.bucket,
+          Prefix: options.prefix,
+          MaxKeys: DELETE_BATCH,
+          ...(startAfter !== null ? { StartAfter: startAfter } : {}),
+        }),
+        { abortSignal },
+      ),
     );
     // Never act outside the prefix, whatever a server answers.
     const keys = (answer.Contents ?? []).map((o) => o.Key).filter((k): k is string => k !== undefined && k.startsWith(options.prefix));
@@ -299,19 +325,18 @@ async function* listVersions(options: DeletePrefixOptions, start: string | null)
   let marker: { key: string; versionId?: string } | null = start === null ? null : { key: start };
   let carry: (ObjectId & { order: number }) | null = null;
   for (;;) {
-    const answer = await withRetry(
-      { what: "ListObjectVersions", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) },
-      () =>
-        options.client.send(
-          new ListObjectVersionsCommand({
-            Bucket: options.bucket,
-            Prefix: options.prefix,
-            // One entry of each page waits for the next: 999 + 1 fills one DeleteObjects.
-            MaxKeys: DELETE_BATCH - 1,
-            ...(marker !== null ? { KeyMarker: marker.key } : {}),
-            ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
-          }),
-        ),
+    const answer = await withRetry(retryOf(options, "ListObjectVersions"), (abortSignal) =>
+      options.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: options.bucket,
+          Prefix: options.prefix,
+          // One entry of each page waits for the next: 999 + 1 fills one DeleteObjects.
+          MaxKeys: DELETE_BATCH - 1,
+          ...(marker !== null ? { KeyMarker: marker.key } : {}),
+          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+        }),
+        { abortSignal },
+      ),
     );
     const entries: (ObjectId & { order: number })[] = [];
     let order = 0;
@@ -361,7 +386,6 @@ export type ObjectOutcome = "deleted" | "missing";
  * was there (a missing object is success, reported as `missing`).
  */
 export async function deleteObject(bucket: Bucket, key: string): Promise<{ outcome: ObjectOutcome; deleted: number }> {
-  const retry = { signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) };
   if (bucket.versioned) {
     const versions = await listKeyVersions(bucket, key);
     let deleted = 0;
@@ -369,13 +393,16 @@ export async function deleteObject(bucket: Bucket, key: string): Promise<{ outco
     return { outcome: deleted > 0 ? "deleted" : "missing", deleted };
   }
   try {
-    await withRetry({ ...retry, what: "HeadObject" }, () => bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key })));
+    await withRetry(retryOf(bucket, "HeadObject"), (abortSignal) =>
+      bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key }), { abortSignal }),
+    );
   } catch (error) {
     if (statusOf(error) === 404) return { outcome: "missing", deleted: 0 };
+    if (error instanceof RequestTimeoutError) throw error;
     throw new Error(`HeadObject: ${describeError(error)}`, { cause: error });
   }
-  await withRetry({ ...retry, what: "DeleteObject" }, () =>
-    bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key })),
+  await withRetry(retryOf(bucket, "DeleteObject"), (abortSignal) =>
+    bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key }), { abortSignal }),
   );
   return { outcome: "deleted", deleted: 1 };
 }
@@ -385,18 +412,17 @@ async function listKeyVersions(bucket: Bucket, key: string): Promise<ObjectId[]>
   const found: ObjectId[] = [];
   let marker: { key: string; versionId?: string } | null = null;
   for (;;) {
-    const answer = await withRetry(
-      { what: "ListObjectVersions", signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) },
-      () =>
-        bucket.client.send(
-          new ListObjectVersionsCommand({
-            Bucket: bucket.bucket,
-            Prefix: key,
-            MaxKeys: DELETE_BATCH,
-            ...(marker !== null ? { KeyMarker: marker.key } : {}),
-            ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
-          }),
-        ),
+    const answer = await withRetry(retryOf(bucket, "ListObjectVersions"), (abortSignal) =>
+      bucket.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: bucket.bucket,
+          Prefix: key,
+          MaxKeys: DELETE_BATCH,
+          ...(marker !== null ? { KeyMarker: marker.key } : {}),
+          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+        }),
+        { abortSignal },
+      ),
     );
     let past = false;
     for (const v of [...(answer.Versions ?? []), ...(answer.DeleteMarkers ?? [])]) {

@@ -19,7 +19,7 @@ import {
   type PrefixPayload,
   type UploadPayload,
 } from "./options.js";
-import { assertBucket, bucketError, bucketUrl, createClient, describeError, resolveVersioning } from "./s3.js";
+import { assertBucket, bucketError, bucketUrl, createClient, describeError, requestTimeoutMs, resolveVersioning } from "./s3.js";
 import type { BlobState } from "./state.js";
 import { cancelUpload, countStale, objectKeyInUse, sweepBatch, uploadsStatements } from "./uploads.js";
 
@@ -136,6 +136,7 @@ export default definePlugin<BlobOptions, BlobState>({
         const from = readProgress(ctx.item.checkpoint);
         const result = await deletePrefix({
           client: ctx.state.client,
+          ...requestOf(ctx.options),
           bucket: ctx.options.bucket,
           versioned: ctx.state.versioning.versioned,
           signal: ctx.signal,
@@ -172,6 +173,7 @@ export default definePlugin<BlobOptions, BlobState>({
         }
         const result = await deleteObject(
           {
+            ...requestOf(ctx.options),
             client: ctx.state.client,
             bucket: ctx.options.bucket,
             versioned: ctx.state.versioning.versioned,
@@ -198,6 +200,11 @@ export default definePlugin<BlobOptions, BlobState>({
     },
   },
 });
+
+/** Every S3 request of a handler is aborted after `requestTimeout` (and retried); the item's signal stops it at the entry's `timeout`. */
+function requestOf(options: BlobOptions): { timeoutMs: number; where: string } {
+  return { timeoutMs: requestTimeoutMs(options), where: options.endpoint ?? `AWS ${options.region}` };
+}
 
 function readProgress(checkpoint: Json | null): PrefixProgress {
   if (checkpoint === null || typeof checkpoint !== "object" || Array.isArray(checkpoint)) return { startAfter: null, deleted: 0 };

@@ -4,6 +4,7 @@
  * Schema, which purger validates every entry against (defaults applied), and
  * as the TypeScript type of the validated value.
  */
+import { DURATION_PATTERN } from "@purger/core";
 
 /** The table of a presigned-upload workflow whose stale pending rows the sweep removes. */
 export interface UploadsOptions {
@@ -41,6 +42,8 @@ export interface BlobOptions {
    * deletes current objects only. @defaultValue "auto"
    */
   versions: "auto" | boolean;
+  /** The longest one S3 request may go unanswered before it is aborted and retried (a duration). @defaultValue "30s" */
+  requestTimeout?: string;
   /** Sweep stale pending uploads (the entry then needs a `retention`). */
   uploads?: UploadsOptions;
 }
@@ -59,6 +62,12 @@ export const optionsSchema = {
       anyOf: [{ const: "auto" }, { type: "boolean" }],
       default: "auto",
       description: "auto: ask the bucket; true: delete every version and delete marker; false: current objects only.",
+    },
+    requestTimeout: {
+      type: "string",
+      pattern: DURATION_PATTERN,
+      default: "30s",
+      description: "Longest wait for one S3 answer before the request is aborted and retried.",
     },
     uploads: {
       type: "object",
