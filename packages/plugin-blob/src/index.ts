@@ -10,6 +10,7 @@ import { resolveUploadsTable } from "./catalog.js";
 import { deleteObject, deletePrefix, type PrefixProgress } from "./delete.js";
 import {
   objectPayloadSchema,
+  objectProblem,
   optionsSchema,
   prefixPayloadSchema,
   prefixProblem,
@@ -129,9 +130,10 @@ export default definePlugin<BlobOptions, BlobState>({
   bin: {
     prefix: {
       schema: prefixPayloadSchema,
-      validate: (payload: PrefixPayload) => prefixProblem(payload),
+      validate: (payload: PrefixPayload, options: BlobOptions) => prefixProblem(payload, options),
       async handle(ctx, payload: PrefixPayload) {
-        const problem = prefixProblem(payload);
+        // Again here: an item enqueued from SQL was never validated.
+        const problem = prefixProblem(payload, ctx.options);
         if (problem) throw new PurgerError("PAYLOAD", problem);
         const from = readProgress(ctx.item.checkpoint);
         const result = await deletePrefix({
@@ -162,7 +164,10 @@ export default definePlugin<BlobOptions, BlobState>({
     },
     object: {
       schema: objectPayloadSchema,
+      validate: (payload: ObjectPayload, options: BlobOptions) => objectProblem(payload, options),
       async handle(ctx, payload: ObjectPayload) {
+        const problem = objectProblem(payload, ctx.options);
+        if (problem) throw new PurgerError("PAYLOAD", problem);
         // The uploads sweep enqueues an object once its row is gone; a row using the key since (re-created, or another upload) keeps it.
         if (ctx.state.uploads && (await objectKeyInUse(ctx.pool, ctx.state.uploads, payload.key))) {
           ctx.log.info(
