@@ -28,6 +28,8 @@ export type * from "./events.js";
 export type * from "./config/types.js";
 export * from "./config/index.js";
 export { parseQualifiedName, quoteIdent, quoteQualified } from "./db/quote.js";
+export { assertUniqueKey } from "./db/unique-key.js";
+export type { UniqueKeyCheck } from "./db/unique-key.js";
 export { createPool } from "./db/pool.js";
 export { migrate } from "./db/migrations.js";
 export { startEmbeddedPostgres } from "./db/embedded.js";
