@@ -3,7 +3,7 @@
  * are bound as parameters in every lookup; they become SQL text only later,
  * quoted with `quoteIdent`, once the catalog has confirmed them.
  */
-import { parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
+import { assertUniqueKey, parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
 import type pg from "pg";
 import type { UploadsOptions } from "./options.js";
 
@@ -123,6 +123,8 @@ export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions
     }
     keyName = columns.find((c) => c.num === numbers[0])!.name;
   }
+  // The sweep locks and deletes rows by this key: a nullable or duplicate value would reach rows that do not qualify.
+  await assertUniqueKey(db, { table: { schema: table.schema, name: table.name }, columns: [keyName], option: "uploads.key" });
   const clock = column("column", uploads.column, CLOCK_TYPES, "timestamptz, timestamp or date");
   if (clock.type !== "timestamptz") await assertTimeZone(db, uploads.timeZone ?? "UTC", `${where}.timeZone`);
   const clockIndex = indexes.find((i) => i.valid && keyColumns(i.keys, i.nkeys)[0] === clock.num)?.name ?? null;

@@ -357,6 +357,31 @@ describe("uploads sweep", () => {
   });
 });
 
+describe("uploads.key", () => {
+  it("refuses a key that is not unique, is nullable, or is unique only in part (a partial index), naming options.uploads.key", async () => {
+    await db.pool.query(`
+      ALTER TABLE uploads ADD COLUMN token text, ADD COLUMN ref text NOT NULL DEFAULT '', ADD COLUMN slot text NOT NULL DEFAULT '';
+      CREATE UNIQUE INDEX uploads_token_idx ON uploads (token);
+      CREATE UNIQUE INDEX uploads_slot_pending_idx ON uploads (slot) WHERE NOT is_uploaded;
+    `);
+    await seed([{ name: "stale", hours: 30, object: true }]);
+    const run = (key: string) =>
+      runPlugin(blob, {
+        pool: db.pool,
+        id: "uploads",
+        options: blobOptions(s3.endpoint, "media", { uploads: { ...UPLOADS, key } }),
+        retention: "24h",
+      });
+    for (const key of ["ref", "token", "slot"]) {
+      const error = (await run(key).catch((e: unknown) => e)) as { code?: string; message?: string };
+      expect(["TARGET", "CONFIG"], `${key}: ${error.message}`).toContain(error.code);
+      expect(error.message).toMatch(/^options\.uploads\.key: /);
+    }
+    expect(await remainingRows()).toEqual(["stale"]);
+    expect(await run("name")).toMatchObject({ status: "succeeded", processed: 1 });
+  });
+});
+
 describe("upload (cancel one now)", () => {
   it("cancels a fresh pending upload (row, then its object through the bin); refuses a completed one; an unknown id is done; a malformed id fails", async () => {
     const ids = await seed([
