@@ -259,6 +259,9 @@ export function bucketError(error: unknown, options: BlobOptions): unknown {
       cause: error,
     });
   }
+  // A HEAD answer has no body: the SDK's own message is just "UnknownError"; name the status and the bucket instead.
+  if (error instanceof Error && !(error instanceof PurgerError))
+    return new Error(`bucket ${where}: ${describeError(error)}`, { cause: error });
   return error;
 }
 
