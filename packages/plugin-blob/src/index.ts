@@ -119,6 +119,15 @@ export default definePlugin<BlobOptions, BlobState>({
           hint: `CREATE INDEX CONCURRENTLY ON ${t.sql} (${t.column.sql}) WHERE ${t.flag.sql} = false;`,
         });
       }
+      if (t.objectKeyIndex) {
+        diagnostics.push({ level: "ok", message: `${t.display}.${t.objectKey.name} is indexed (${t.objectKeyIndex})` });
+      } else {
+        diagnostics.push({
+          level: "warn",
+          message: `${t.display}.${t.objectKey.name} has no index: each sweep batch and each object delete scans the whole table for other rows using the key`,
+          hint: `CREATE INDEX CONCURRENTLY ON ${t.sql} (${t.objectKey.sql});`,
+        });
+      }
     }
     return diagnostics;
   },
