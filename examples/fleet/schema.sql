@@ -28,6 +28,8 @@ CREATE TABLE uploads (
 );
 -- The sweep scans pending rows by age: a partial index keeps it small.
 CREATE INDEX uploads_pending_created_at_idx ON uploads (created_at) WHERE NOT is_uploaded;
+-- Before an object goes, purger checks that no other row (a completed upload) uses its key.
+CREATE INDEX uploads_object_key_idx ON uploads (object_key);
 
 -- ── Rows past a retention (entries `telemetry`, `robot-manifests`, `tuf-metadata`) ──
 CREATE TABLE telemetry (

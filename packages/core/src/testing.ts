@@ -75,16 +75,26 @@ export function testEntry(plugin: AnyPlugin, options: TestEntryOptions): EntryCo
   };
 }
 
-async function ensureMigrated(pool: pg.Pool): Promise<void> {
-  if (migrated.has(pool)) return;
-  await migrate(pool, { workerSchema: "purger_worker" });
+const registered = new WeakMap<pg.Pool, Set<string>>();
+
+/** Migrate once per pool, and register the entry's bin kinds as `purger run` does (a sweep may enqueue into its own kinds). */
+async function ensureMigrated(pool: pg.Pool, entry: EntryConfig): Promise<void> {
+  const kinds = binKinds([entry]);
+  const known = registered.get(pool) ?? new Set<string>();
+  if (migrated.has(pool) && kinds.every((k) => known.has(k.kind))) return;
+  await migrate(pool, {
+    workerSchema: "purger_worker",
+    kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })),
+  });
   migrated.add(pool);
+  for (const k of kinds) known.add(k.kind);
+  registered.set(pool, known);
 }
 
 /** Run one entry of `plugin` to completion (all slices back to back), as `purger once` does. */
 export async function runPlugin(plugin: AnyPlugin, options: TestEntryOptions): Promise<RunResult> {
-  await ensureMigrated(options.pool);
   const entry = testEntry(plugin, options);
+  await ensureMigrated(options.pool, entry);
   const now = options.now;
   return runEntry({
     pool: options.pool,

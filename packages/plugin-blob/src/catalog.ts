@@ -3,7 +3,7 @@
  * are bound as parameters in every lookup; they become SQL text only later,
  * quoted with `quoteIdent`, once the catalog has confirmed them.
  */
-import { parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
+import { assertUniqueKey, parseQualifiedName, PurgerError, quoteIdent } from "@purger/core";
 import type pg from "pg";
 import type { UploadsOptions } from "./options.js";
 
@@ -32,6 +32,8 @@ export interface UploadsTable {
   objectKey: Column;
   /** A valid index whose first column is `column` (the sweep's scan), by name; null when there is none. */
   clockIndex: string | null;
+  /** A valid, non-partial index whose first column is `objectKey` (the "does another row use this key" checks), by name; null when none. */
+  objectKeyIndex: string | null;
 }
 
 const CLOCK_TYPES = new Set(["timestamptz", "timestamp", "date"]);
@@ -104,8 +106,16 @@ export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions
     };
   };
 
-  const { rows: indexes } = await db.query<{ name: string; primary: boolean; keys: string; nkeys: number; valid: boolean }>(
-    `SELECT c.relname AS name, i.indisprimary AS primary, i.indkey::text AS keys, i.indnkeyatts AS nkeys, i.indisvalid AS valid
+  const { rows: indexes } = await db.query<{
+    name: string;
+    primary: boolean;
+    keys: string;
+    nkeys: number;
+    valid: boolean;
+    partial: boolean;
+  }>(
+    `SELECT c.relname AS name, i.indisprimary AS primary, i.indkey::text AS keys, i.indnkeyatts AS nkeys, i.indisvalid AS valid,
+            i.indpred IS NOT NULL AS partial
        FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = $1 ORDER BY i.indisprimary DESC, c.relname`,
     [table.oid],
@@ -123,15 +133,34 @@ export async function resolveUploadsTable(db: Queryable, uploads: UploadsOptions
     }
     keyName = columns.find((c) => c.num === numbers[0])!.name;
   }
+  // The sweep locks and deletes rows by this key: a nullable or duplicate value would reach rows that do not qualify.
+  await assertUniqueKey(db, { table: { schema: table.schema, name: table.name }, columns: [keyName], option: "uploads.key" });
   const clock = column("column", uploads.column, CLOCK_TYPES, "timestamptz, timestamp or date");
+  if (clock.type !== "timestamptz") await assertTimeZone(db, uploads.timeZone ?? "UTC", `${where}.timeZone`);
   const clockIndex = indexes.find((i) => i.valid && keyColumns(i.keys, i.nkeys)[0] === clock.num)?.name ?? null;
+  const objectKey = column("objectKey", uploads.objectKey, TEXT_TYPES, "text or varchar");
+  const objectKeyIndex = indexes.find((i) => i.valid && !i.partial && keyColumns(i.keys, i.nkeys)[0] === objectKey.num)?.name ?? null;
   return {
     sql: `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
     display,
     key: column("key", keyName, null, ""),
     column: clock,
     flag: column("flag", uploads.flag, new Set(["bool"]), "boolean"),
-    objectKey: column("objectKey", uploads.objectKey, TEXT_TYPES, "text or varchar"),
+    objectKey,
     clockIndex,
+    objectKeyIndex,
   };
+}
+
+/** PostgreSQL converts the clock, so PostgreSQL decides which zone names exist. Throws CONFIG. */
+async function assertTimeZone(db: Queryable, zone: string, where: string): Promise<void> {
+  try {
+    await db.query("SELECT now() AT TIME ZONE $1::text", [zone]);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "22023") throw error;
+    throw new PurgerError("CONFIG", `${where}: "${zone}" is not a time zone PostgreSQL knows`, {
+      hint: 'write an IANA name such as "UTC" or "Europe/Berlin" (see pg_timezone_names)',
+      cause: error,
+    });
+  }
 }

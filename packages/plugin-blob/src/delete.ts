@@ -23,7 +23,17 @@ import {
 } from "@aws-sdk/client-s3";
 import type { Logger } from "@purger/core";
 import pLimit from "p-limit";
-import { backoffMs, DEFAULT_RETRY, describeError, pause, statusOf, withRetry, type RetryPolicy } from "./s3.js";
+import {
+  backoffMs,
+  DEFAULT_RETRY,
+  describeError,
+  pause,
+  RequestTimeoutError,
+  statusOf,
+  withRetry,
+  type RetryOptions,
+  type RetryPolicy,
+} from "./s3.js";
 
 /** DeleteObjects takes at most this many keys. */
 export const DELETE_BATCH = 1000;
@@ -40,6 +50,22 @@ export interface Bucket {
   signal: AbortSignal;
   log: Logger;
   policy?: RetryPolicy;
+  /** The longest one request may go unanswered (then it is aborted and retried). */
+  timeoutMs?: number;
+  /** The endpoint, for messages. */
+  where?: string;
+}
+
+/** What `withRetry` needs of a bucket (signal, policy, timeout). */
+function retryOf(bucket: Bucket, what: string, signal: AbortSignal = bucket.signal): RetryOptions {
+  return {
+    what,
+    signal,
+    log: bucket.log,
+    ...(bucket.policy ? { policy: bucket.policy } : {}),
+    ...(bucket.timeoutMs !== undefined ? { timeoutMs: bucket.timeoutMs } : {}),
+    ...(bucket.where !== undefined ? { where: bucket.where } : {}),
+  };
 }
 
 const UNSTOPPABLE = new AbortController().signal;
@@ -58,7 +84,7 @@ export async function deleteBatch(bucket: Bucket, objects: ObjectId[]): Promise<
   let remaining = objects;
   let failures: { key: string; code: string; message: string }[] = [];
   for (let attempt = 1; attempt <= policy.attempts; attempt += 1) {
-    const answer = await withRetry({ what: "DeleteObjects", signal: bucket.signal, log: bucket.log, policy }, () =>
+    const answer = await withRetry({ ...retryOf(bucket, "DeleteObjects"), policy }, (abortSignal) =>
       bucket.client.send(
         new DeleteObjectsCommand({
           Bucket: bucket.bucket,
@@ -68,6 +94,7 @@ export async function deleteBatch(bucket: Bucket, objects: ObjectId[]): Promise<
             Quiet: true,
           },
         }),
+        { abortSignal },
       ),
     );
     const failed = new Map<string, { code: string; message: string }>();
@@ -108,8 +135,12 @@ function idOf(o: ObjectId): string {
 
 /** One page of a listing, ready to delete. */
 interface Page {
-  /** What to delete for this page. */
+  /** What to delete for this page (in a versioned bucket: the versions). */
   objects: ObjectId[];
+  /** Delete markers, deleted once `objects` are: only of keys whose every version is in this page or an earlier one. */
+  markers: ObjectId[];
+  /** How many of `objects` and `markers` count as deleted (a key seen again by a later pass was counted already). */
+  counted: number;
   /** Once `objects` (and every earlier page) is deleted, nothing at or below this key remains; null: no progress to record. */
   safeKey: string | null;
   /** Where the next listing starts; null at the end. */
@@ -143,32 +174,75 @@ export interface DeletePrefixResult extends PrefixProgress {
   complete: boolean;
 }
 
+/** Passes from the start of the prefix, after which keys still listed are reported instead of deleted again. */
+const PASSES_FROM_START = 3;
+
 /**
  * Delete every object (and, versioned, every version and delete marker) whose
- * key starts with `prefix`. Resumes from `from.startAfter`, then makes one
- * last pass from the start of the prefix. Stops early, with `complete: false`
- * and the checkpoint saved, when the signal aborts; throws (checkpoint saved)
- * when a request keeps failing.
+ * key starts with `prefix`. Resumes from `from.startAfter`, then passes from
+ * the start of the prefix until one finds nothing: only then is the prefix
+ * complete. Keys still listed after a few passes (a server that reports them
+ * deleted and keeps them) are a thrown error naming them, never `complete`.
+ * A key found again by a later pass is not counted twice. Stops early, with
+ * `complete: false` and the checkpoint saved, when the signal aborts; throws
+ * (checkpoint saved) when a request keeps failing.
  */
 export async function deletePrefix(options: DeletePrefixOptions): Promise<DeletePrefixResult> {
   let deleted = options.from.deleted;
   let startAfter = options.from.startAfter;
-  // The first pass continues an earlier attempt; the last one, from the start of the prefix, finds what that skipped.
-  for (const start of [options.from.startAfter, null]) {
-    const pass = await runPass(options, start, deleted);
+  // Keys of a later pass older than this were listed (and counted) by an earlier one; newer ones were written meanwhile.
+  const started = new Date();
+  let start = options.from.startAfter;
+  let countSince: Date | null = null;
+  let fromStart = 0;
+  for (;;) {
+    const pass = await runPass(options, start, deleted, countSince);
     deleted = pass.deleted;
     startAfter = pass.startAfter;
     if (!pass.complete) return { deleted, startAfter, complete: false };
-    // A pass that found nothing to resume from already covered the whole prefix, and one that found nothing cannot have missed anything.
-    if (start === null && pass.listed === 0) break;
+    if (start === null) {
+      // A pass from the start that found nothing: the prefix is empty.
+      if (pass.listed === 0) break;
+      fromStart += 1;
+      if (fromStart >= PASSES_FROM_START) {
+        const left = await stillListed(options, started);
+        if (left === null) break;
+        // Keys still there were counted when the server reported them deleted: they are not.
+        deleted = Math.max(options.from.deleted, deleted - left.counted);
+        // The next attempt starts from the beginning of the prefix.
+        await options.saveCheckpoint({ deleted, startAfter: null });
+        throw new Error(left.message);
+      }
+    }
+    start = null;
+    countSince = started;
   }
   return { deleted, startAfter, complete: true };
+}
+
+/** List the prefix once more without deleting: null when empty, otherwise how many of those keys were counted, and a message naming them. */
+async function stillListed(options: DeletePrefixOptions, started: Date): Promise<{ counted: number; message: string } | null> {
+  const pages = options.versioned ? listVersions(options, null, started) : listObjects(options, null, started);
+  const { value: page } = await pages.next();
+  void pages.return(undefined);
+  const left = page ? [...page.objects, ...page.markers] : [];
+  if (!page || left.length === 0) return null;
+  const sample = [...new Set(left.map((o) => o.Key))].slice(0, 3);
+  return {
+    // `counted` of a page listed "since started" is what is new; the rest was there, and counted, before.
+    counted: left.length - page.counted,
+    message:
+      `prefix ${JSON.stringify(options.prefix)}: ${left.length}${page.next ? "+" : ""} ${options.versioned ? "version(s) or delete marker(s)" : "object(s)"} ` +
+      `still listed after ${PASSES_FROM_START} passes that deleted them (${sample.join(", ")}${left.length > sample.length ? ", …" : ""}): ` +
+      "the server answered that they were deleted",
+  };
 }
 
 async function runPass(
   options: DeletePrefixOptions,
   start: string | null,
   deletedBefore: number,
+  countSince: Date | null,
 ): Promise<DeletePrefixResult & { listed: number }> {
   const { signal, concurrency } = options;
   const limit = pLimit(concurrency);
@@ -180,6 +254,7 @@ async function runPass(
   let failure: unknown = null;
   const slots: { safeKey: string | null; settled: boolean }[] = [];
   const inflight = new Set<Promise<void>>();
+  let versionsDone: Promise<void> = Promise.resolve();
   const advance = () => {
     while (slots[0]?.settled) {
       const slot = slots.shift()!;
@@ -212,7 +287,7 @@ async function runPass(
     return saving;
   };
 
-  const pages = options.versioned ? listVersions(options, start) : listObjects(options, start);
+  const pages = options.versioned ? listVersions(options, start, countSince) : listObjects(options, start, countSince);
   try {
     for (;;) {
       // List ahead of the deletes (the server overlaps both), but at most `concurrency` pages: memory stays bounded.
@@ -220,24 +295,36 @@ async function runPass(
       if (signal.aborted || failure !== null) break;
       const { value: page, done } = await pages.next();
       if (done) break;
-      listed += page.objects.length;
-      const slot = { safeKey: page.safeKey, settled: page.objects.length === 0 };
+      const size = page.objects.length + page.markers.length;
+      listed += size;
+      const slot = { safeKey: page.safeKey, settled: size === 0 };
       slots.push(slot);
-      if (page.objects.length > 0) {
+      if (size > 0) {
         // A page once started is finished, retries included (bounded), even when the signal fires meanwhile:
         // its objects may already be gone on the server, and only a completed page can be counted and checkpointed.
-        const work = limit(() => deleteBatch({ ...options, signal: UNSTOPPABLE }, page.objects)).then(
-          (count) => {
-            deleted += count;
-            slot.settled = true;
-            pagesSinceSave += 1;
-            advance();
-            options.onProgress?.(deleted);
-          },
-          (error: unknown) => {
-            failure ??= error;
-          },
-        );
+        const bucket = { ...options, signal: UNSTOPPABLE };
+        // Pages run in parallel, but a page's delete markers wait for the versions of every earlier page (a key's
+        // versions may sit in the page before): a marker never goes while a version it hides might stay.
+        const earlier = versionsDone;
+        const versions = limit(() => deleteAll(bucket, page.objects));
+        versionsDone = Promise.all([earlier, versions]).then(() => undefined);
+        // Its failure is the page's own, reported through `work`.
+        versionsDone.catch(() => undefined);
+        const work = versions
+          .then(() => earlier)
+          .then(() => (page.markers.length > 0 ? limit(() => deleteAll(bucket, page.markers)) : 0))
+          .then(
+            () => {
+              deleted += page.counted;
+              slot.settled = true;
+              pagesSinceSave += 1;
+              advance();
+              options.onProgress?.(deleted);
+            },
+            (error: unknown) => {
+              failure ??= error;
+            },
+          );
         inflight.add(work);
         void work.finally(() => inflight.delete(work));
       }
@@ -263,28 +350,50 @@ async function runPass(
   return { deleted, startAfter: watermark, complete: true, listed };
 }
 
+async function deleteAll(bucket: Bucket, objects: ObjectId[]): Promise<number> {
+  let deleted = 0;
+  for (let i = 0; i < objects.length; i += DELETE_BATCH) deleted += await deleteBatch(bucket, objects.slice(i, i + DELETE_BATCH));
+  return deleted;
+}
+
+/** How many of these count: all on a first pass; on a later one only what was written since it began. */
+function countOf(entries: { at?: Date | undefined }[], countSince: Date | null): number {
+  if (countSince === null) return entries.length;
+  return entries.filter((e) => e.at === undefined || e.at.getTime() >= countSince.getTime()).length;
+}
+
 /** ListObjectsV2 pages, `StartAfter` = the last key of the previous page. */
-async function* listObjects(options: DeletePrefixOptions, start: string | null): AsyncGenerator<Page> {
+async function* listObjects(options: DeletePrefixOptions, start: string | null, countSince: Date | null): AsyncGenerator<Page> {
   let startAfter = start;
   for (;;) {
-    const answer = await withRetry(
-      { what: "ListObjectsV2", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) },
-      () =>
-        options.client.send(
-          new ListObjectsV2Command({
-            Bucket: options.bucket,
-            Prefix: options.prefix,
-            MaxKeys: DELETE_BATCH,
-            ...(startAfter !== null ? { StartAfter: startAfter } : {}),
-          }),
-        ),
+    const answer = await withRetry(retryOf(options, "ListObjectsV2"), (abortSignal) =>
+      options.client.send(
+        new ListObjectsV2Command({
+          Bucket: options.bucket,
+          Prefix: options.prefix,
+          MaxKeys: DELETE_BATCH,
+          ...(startAfter !== null ? { StartAfter: startAfter } : {}),
+        }),
+        { abortSignal },
+      ),
     );
     // Never act outside the prefix, whatever a server answers.
-    const keys = (answer.Contents ?? []).map((o) => o.Key).filter((k): k is string => k !== undefined && k.startsWith(options.prefix));
-    const last = keys.at(-1) ?? null;
+    const found = (answer.Contents ?? []).filter(
+      (o): o is typeof o & { Key: string } => o.Key !== undefined && o.Key.startsWith(options.prefix),
+    );
+    const last = found.at(-1)?.Key ?? null;
     // A server that ignores StartAfter would hand back the same page forever.
     const more = answer.IsTruncated === true && last !== null && last !== startAfter;
-    yield { objects: keys.map((Key) => ({ Key })), safeKey: last, next: more ? { key: last } : null };
+    yield {
+      objects: found.map((o) => ({ Key: o.Key })),
+      markers: [],
+      counted: countOf(
+        found.map((o) => ({ at: o.LastModified })),
+        countSince,
+      ),
+      safeKey: last,
+      next: more ? { key: last } : null,
+    };
     if (!more) return;
     startAfter = last;
   }
@@ -295,35 +404,46 @@ async function* listObjects(options: DeletePrefixOptions, start: string | null):
  * listing starts after is held back and deleted with the next page, so the
  * `VersionIdMarker` the server is given always still exists.
  */
-async function* listVersions(options: DeletePrefixOptions, start: string | null): AsyncGenerator<Page> {
+async function* listVersions(options: DeletePrefixOptions, start: string | null, countSince: Date | null): AsyncGenerator<Page> {
   let marker: { key: string; versionId?: string } | null = start === null ? null : { key: start };
-  let carry: (ObjectId & { order: number }) | null = null;
+  let carry: Entry | null = null;
+  // Delete markers of the key a page ends on: its other versions may come in the next page.
+  let heldMarkers: Entry[] = [];
   for (;;) {
-    const answer = await withRetry(
-      { what: "ListObjectVersions", signal: options.signal, log: options.log, ...(options.policy ? { policy: options.policy } : {}) },
-      () =>
-        options.client.send(
-          new ListObjectVersionsCommand({
-            Bucket: options.bucket,
-            Prefix: options.prefix,
-            // One entry of each page waits for the next: 999 + 1 fills one DeleteObjects.
-            MaxKeys: DELETE_BATCH - 1,
-            ...(marker !== null ? { KeyMarker: marker.key } : {}),
-            ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
-          }),
-        ),
+    const answer = await withRetry(retryOf(options, "ListObjectVersions"), (abortSignal) =>
+      options.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: options.bucket,
+          Prefix: options.prefix,
+          // One entry of each page waits for the next: 999 + 1 fills one DeleteObjects.
+          MaxKeys: DELETE_BATCH - 1,
+          ...(marker !== null ? { KeyMarker: marker.key } : {}),
+          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+        }),
+        { abortSignal },
+      ),
     );
-    const entries: (ObjectId & { order: number })[] = [];
+    const entries: Entry[] = [];
     let order = 0;
-    for (const v of [...(answer.Versions ?? []), ...(answer.DeleteMarkers ?? [])]) {
+    const listed = [
+      ...(answer.Versions ?? []).map((v) => ({ ...v, isMarker: false })),
+      ...(answer.DeleteMarkers ?? []).map((v) => ({ ...v, isMarker: true })),
+    ];
+    for (const v of listed) {
       if (v.Key === undefined || !v.Key.startsWith(options.prefix)) continue;
-      entries.push({ Key: v.Key, ...(v.VersionId !== undefined ? { VersionId: v.VersionId } : {}), order: order++ });
+      entries.push({
+        Key: v.Key,
+        ...(v.VersionId !== undefined ? { VersionId: v.VersionId } : {}),
+        order: order++,
+        marker: v.isMarker,
+        at: v.LastModified,
+      });
     }
     entries.sort((a, b) => compareKeys(a.Key, b.Key) || a.order - b.order);
     const nextKey = answer.IsTruncated ? answer.NextKeyMarker : undefined;
     const next =
       nextKey === undefined ? null : { key: nextKey, ...(answer.NextVersionIdMarker ? { versionId: answer.NextVersionIdMarker } : {}) };
-    let objects: (ObjectId & { order: number })[] = carry ? [carry, ...entries] : entries;
+    let objects: Entry[] = carry ? [carry, ...entries] : entries;
     carry = null;
     if (next !== null) {
       const index = objects.findIndex((o) => o.Key === next.key && (next.versionId === undefined || o.VersionId === next.versionId));
@@ -335,13 +455,22 @@ async function* listVersions(options: DeletePrefixOptions, start: string | null)
     // Every key below the held-back entry's key is complete once this page is deleted.
     const below = next === null ? objects : objects.filter((o) => compareKeys(o.Key, next.key) < 0);
     const safeKey = below.at(-1)?.Key ?? null;
+    if (next === null && carry) {
+      objects.push(carry);
+      carry = null;
+    }
+    const markers = [...heldMarkers, ...objects.filter((o) => o.marker)];
+    heldMarkers = next === null ? [] : markers.filter((o) => o.Key === next.key);
+    const due = next === null ? markers : markers.filter((o) => o.Key !== next.key);
+    const versions = objects.filter((o) => !o.marker);
     const page: Page = {
-      objects: objects.map(({ Key, VersionId }) => (VersionId === undefined ? { Key } : { Key, VersionId })),
+      objects: versions.map(idOfEntry),
+      markers: due.map(idOfEntry),
+      counted: countOf(versions, countSince) + countOf(due, countSince),
       safeKey,
       next,
     };
     if (next === null) {
-      if (carry) page.objects.push(carry);
       yield page;
       return;
     }
@@ -353,6 +482,16 @@ async function* listVersions(options: DeletePrefixOptions, start: string | null)
   }
 }
 
+interface Entry extends ObjectId {
+  order: number;
+  marker: boolean;
+  at?: Date | undefined;
+}
+
+function idOfEntry(e: Entry): ObjectId {
+  return e.VersionId === undefined ? { Key: e.Key } : { Key: e.Key, VersionId: e.VersionId };
+}
+
 export type ObjectOutcome = "deleted" | "missing";
 
 /**
@@ -361,47 +500,54 @@ export type ObjectOutcome = "deleted" | "missing";
  * was there (a missing object is success, reported as `missing`).
  */
 export async function deleteObject(bucket: Bucket, key: string): Promise<{ outcome: ObjectOutcome; deleted: number }> {
-  const retry = { signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) };
   if (bucket.versioned) {
-    const versions = await listKeyVersions(bucket, key);
-    let deleted = 0;
-    for (let i = 0; i < versions.length; i += DELETE_BATCH) deleted += await deleteBatch(bucket, versions.slice(i, i + DELETE_BATCH));
+    const found = await listKeyVersions(bucket, key);
+    // The versions first: a marker deleted while a version stays would make the object visible again.
+    let deleted = await deleteAll(bucket, found.filter((v) => !v.marker).map(idOfEntry));
+    deleted += await deleteAll(bucket, found.filter((v) => v.marker).map(idOfEntry));
     return { outcome: deleted > 0 ? "deleted" : "missing", deleted };
   }
   try {
-    await withRetry({ ...retry, what: "HeadObject" }, () => bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key })));
+    await withRetry(retryOf(bucket, "HeadObject"), (abortSignal) =>
+      bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key }), { abortSignal }),
+    );
   } catch (error) {
     if (statusOf(error) === 404) return { outcome: "missing", deleted: 0 };
+    if (error instanceof RequestTimeoutError) throw error;
     throw new Error(`HeadObject: ${describeError(error)}`, { cause: error });
   }
-  await withRetry({ ...retry, what: "DeleteObject" }, () =>
-    bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key })),
+  await withRetry(retryOf(bucket, "DeleteObject"), (abortSignal) =>
+    bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: key }), { abortSignal }),
   );
   return { outcome: "deleted", deleted: 1 };
 }
 
 /** Every version and delete marker of exactly `key` (the listing's prefix also matches longer keys, which come after). */
-async function listKeyVersions(bucket: Bucket, key: string): Promise<ObjectId[]> {
-  const found: ObjectId[] = [];
+async function listKeyVersions(bucket: Bucket, key: string): Promise<Entry[]> {
+  const found: Entry[] = [];
   let marker: { key: string; versionId?: string } | null = null;
   for (;;) {
-    const answer = await withRetry(
-      { what: "ListObjectVersions", signal: bucket.signal, log: bucket.log, ...(bucket.policy ? { policy: bucket.policy } : {}) },
-      () =>
-        bucket.client.send(
-          new ListObjectVersionsCommand({
-            Bucket: bucket.bucket,
-            Prefix: key,
-            MaxKeys: DELETE_BATCH,
-            ...(marker !== null ? { KeyMarker: marker.key } : {}),
-            ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
-          }),
-        ),
+    const answer = await withRetry(retryOf(bucket, "ListObjectVersions"), (abortSignal) =>
+      bucket.client.send(
+        new ListObjectVersionsCommand({
+          Bucket: bucket.bucket,
+          Prefix: key,
+          MaxKeys: DELETE_BATCH,
+          ...(marker !== null ? { KeyMarker: marker.key } : {}),
+          ...(marker?.versionId !== undefined ? { VersionIdMarker: marker.versionId } : {}),
+        }),
+        { abortSignal },
+      ),
     );
     let past = false;
-    for (const v of [...(answer.Versions ?? []), ...(answer.DeleteMarkers ?? [])]) {
-      if (v.Key === key) found.push(v.VersionId === undefined ? { Key: key } : { Key: key, VersionId: v.VersionId });
-      else if (v.Key !== undefined && compareKeys(v.Key, key) > 0) past = true;
+    const listed = [
+      ...(answer.Versions ?? []).map((v) => ({ ...v, isMarker: false })),
+      ...(answer.DeleteMarkers ?? []).map((v) => ({ ...v, isMarker: true })),
+    ];
+    for (const v of listed) {
+      if (v.Key === key) {
+        found.push({ Key: key, ...(v.VersionId !== undefined ? { VersionId: v.VersionId } : {}), order: found.length, marker: v.isMarker });
+      } else if (v.Key !== undefined && compareKeys(v.Key, key) > 0) past = true;
     }
     if (past || !answer.IsTruncated || answer.NextKeyMarker === undefined) return found;
     marker = { key: answer.NextKeyMarker, ...(answer.NextVersionIdMarker ? { versionId: answer.NextVersionIdMarker } : {}) };

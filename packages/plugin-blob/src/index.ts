@@ -10,6 +10,7 @@ import { resolveUploadsTable } from "./catalog.js";
 import { deleteObject, deletePrefix, type PrefixProgress } from "./delete.js";
 import {
   objectPayloadSchema,
+  objectProblem,
   optionsSchema,
   prefixPayloadSchema,
   prefixProblem,
@@ -19,9 +20,9 @@ import {
   type PrefixPayload,
   type UploadPayload,
 } from "./options.js";
-import { assertBucket, bucketError, bucketUrl, createClient, describeError, resolveVersioning } from "./s3.js";
+import { assertBucket, bucketError, bucketUrl, createClient, describeError, requestTimeoutMs, resolveVersioning } from "./s3.js";
 import type { BlobState } from "./state.js";
-import { cancelUpload, countStale, sweepBatch, uploadsStatements } from "./uploads.js";
+import { cancelUpload, countStale, objectKeyInUse, sweepBatch, uploadsStatements } from "./uploads.js";
 
 export type { BlobOptions, UploadsOptions, PrefixPayload, ObjectPayload, UploadPayload } from "./options.js";
 export type { BlobState } from "./state.js";
@@ -44,7 +45,7 @@ export default definePlugin<BlobOptions, BlobState>({
       let uploads: BlobState["uploads"] = null;
       if (ctx.options.uploads) {
         const table = await resolveUploadsTable(ctx.pool, ctx.options.uploads, ctx.entry.id);
-        uploads = { table, sql: uploadsStatements(table) };
+        uploads = { table, sql: uploadsStatements(table, ctx.options.uploads.timeZone ?? "UTC") };
       }
       return { client, versioning, uploads };
     } catch (error) {
@@ -118,6 +119,15 @@ export default definePlugin<BlobOptions, BlobState>({
           hint: `CREATE INDEX CONCURRENTLY ON ${t.sql} (${t.column.sql}) WHERE ${t.flag.sql} = false;`,
         });
       }
+      if (t.objectKeyIndex) {
+        diagnostics.push({ level: "ok", message: `${t.display}.${t.objectKey.name} is indexed (${t.objectKeyIndex})` });
+      } else {
+        diagnostics.push({
+          level: "warn",
+          message: `${t.display}.${t.objectKey.name} has no index: each sweep batch and each object delete scans the whole table for other rows using the key`,
+          hint: `CREATE INDEX CONCURRENTLY ON ${t.sql} (${t.objectKey.sql});`,
+        });
+      }
     }
     return diagnostics;
   },
@@ -129,13 +139,15 @@ export default definePlugin<BlobOptions, BlobState>({
   bin: {
     prefix: {
       schema: prefixPayloadSchema,
-      validate: (payload: PrefixPayload) => prefixProblem(payload),
+      validate: (payload: PrefixPayload, options: BlobOptions) => prefixProblem(payload, options),
       async handle(ctx, payload: PrefixPayload) {
-        const problem = prefixProblem(payload);
+        // Again here: an item enqueued from SQL was never validated.
+        const problem = prefixProblem(payload, ctx.options);
         if (problem) throw new PurgerError("PAYLOAD", problem);
         const from = readProgress(ctx.item.checkpoint);
         const result = await deletePrefix({
           client: ctx.state.client,
+          ...requestOf(ctx.options),
           bucket: ctx.options.bucket,
           versioned: ctx.state.versioning.versioned,
           signal: ctx.signal,
@@ -161,9 +173,21 @@ export default definePlugin<BlobOptions, BlobState>({
     },
     object: {
       schema: objectPayloadSchema,
+      validate: (payload: ObjectPayload, options: BlobOptions) => objectProblem(payload, options),
       async handle(ctx, payload: ObjectPayload) {
+        const problem = objectProblem(payload, ctx.options);
+        if (problem) throw new PurgerError("PAYLOAD", problem);
+        // The uploads sweep enqueues an object once its row is gone; a row using the key since (re-created, or another upload) keeps it.
+        if (ctx.state.uploads && (await objectKeyInUse(ctx.pool, ctx.state.uploads, payload.key))) {
+          ctx.log.info(
+            { event: "blob:object", key: payload.key, outcome: "in-use", deleted: 0 },
+            "object kept: a row of the uploads table uses it",
+          );
+          return { processed: 0 };
+        }
         const result = await deleteObject(
           {
+            ...requestOf(ctx.options),
             client: ctx.state.client,
             bucket: ctx.options.bucket,
             versioned: ctx.state.versioning.versioned,
@@ -190,6 +214,11 @@ export default definePlugin<BlobOptions, BlobState>({
     },
   },
 });
+
+/** Every S3 request of a handler is aborted after `requestTimeout` (and retried); the item's signal stops it at the entry's `timeout`. */
+function requestOf(options: BlobOptions): { timeoutMs: number; where: string } {
+  return { timeoutMs: requestTimeoutMs(options), where: options.endpoint ?? `AWS ${options.region}` };
+}
 
 function readProgress(checkpoint: Json | null): PrefixProgress {
   if (checkpoint === null || typeof checkpoint !== "object" || Array.isArray(checkpoint)) return { startAfter: null, deleted: 0 };

@@ -4,6 +4,7 @@
  * Schema, which purger validates every entry against (defaults applied), and
  * as the TypeScript type of the validated value.
  */
+import { DURATION_PATTERN } from "@purger/core";
 
 /** The table of a presigned-upload workflow whose stale pending rows the sweep removes. */
 export interface UploadsOptions {
@@ -17,6 +18,11 @@ export interface UploadsOptions {
   objectKey: string;
   /** The row's unique, NOT NULL key (one column). @defaultValue the table's single-column primary key */
   key?: string;
+  /**
+   * The IANA zone whose wall-clock times a `timestamp` (without time zone) or `date` clock holds; unused for
+   * `timestamptz`. @defaultValue "UTC"
+   */
+  timeZone?: string;
 }
 
 export interface BlobOptions {
@@ -36,6 +42,14 @@ export interface BlobOptions {
    * deletes current objects only. @defaultValue "auto"
    */
   versions: "auto" | boolean;
+  /**
+   * A regular expression (JavaScript, `u` flag) every `<id>.prefix` payload's prefix must match, and every
+   * `<id>.object` key must lie under (some prefix of it ending in `/`, or the key itself, matches).
+   * Checked at enqueue and again when handled. Unset: any prefix.
+   */
+  allowPrefix?: string;
+  /** The longest one S3 request may go unanswered before it is aborted and retried (a duration). @defaultValue "30s" */
+  requestTimeout?: string;
   /** Sweep stale pending uploads (the entry then needs a `retention`). */
   uploads?: UploadsOptions;
 }
@@ -55,6 +69,19 @@ export const optionsSchema = {
       default: "auto",
       description: "auto: ask the bucket; true: delete every version and delete marker; false: current objects only.",
     },
+    allowPrefix: {
+      type: "string",
+      minLength: 1,
+      maxLength: 1024,
+      format: "regex",
+      description: 'Regular expression the prefixes (and object keys) of this entry\'s bin items must match, e.g. "^teams/\\d+/$".',
+    },
+    requestTimeout: {
+      type: "string",
+      pattern: DURATION_PATTERN,
+      default: "30s",
+      description: "Longest wait for one S3 answer before the request is aborted and retried.",
+    },
     uploads: {
       type: "object",
       description: "Sweep rows of a presigned-upload table that stayed pending longer than the retention.",
@@ -64,6 +91,13 @@ export const optionsSchema = {
         flag: { ...identifier, description: "boolean column: true once the upload completed" },
         objectKey: { ...identifier, description: "column holding the object's key" },
         key: { ...identifier, description: "unique key column (default: the primary key)" },
+        timeZone: {
+          type: "string",
+          minLength: 1,
+          maxLength: 64,
+          default: "UTC",
+          description: "IANA zone of a timestamp-without-time-zone or date clock (default UTC)",
+        },
       },
       required: ["table", "column", "flag", "objectKey"],
       additionalProperties: false,
@@ -114,8 +148,20 @@ export const uploadPayloadSchema = {
   additionalProperties: false,
 } as const;
 
+const patterns = new Map<string, RegExp>();
+
+function allowed(options: Pick<BlobOptions, "allowPrefix">): RegExp | null {
+  if (options.allowPrefix === undefined) return null;
+  let pattern = patterns.get(options.allowPrefix);
+  if (!pattern) {
+    pattern = new RegExp(options.allowPrefix, "u");
+    patterns.set(options.allowPrefix, pattern);
+  }
+  return pattern;
+}
+
 /** Why a prefix payload is refused, or null. */
-export function prefixProblem(payload: PrefixPayload): string | null {
+export function prefixProblem(payload: PrefixPayload, options: Pick<BlobOptions, "allowPrefix"> = {}): string | null {
   if (payload.prefix === "") return "prefix must not be empty (an empty prefix is the whole bucket)";
   if (!payload.prefix.endsWith("/") && payload.exact !== true) {
     return (
@@ -123,5 +169,21 @@ export function prefixProblem(payload: PrefixPayload): string | null {
       `write "${payload.prefix}/" to delete that folder, or add "exact": true to delete every key starting with "${payload.prefix}"`
     );
   }
+  const pattern = allowed(options);
+  if (pattern && !pattern.test(payload.prefix)) {
+    return `prefix ${JSON.stringify(payload.prefix)} does not match this entry's allowPrefix /${options.allowPrefix}/: nothing deleted`;
+  }
   return null;
+}
+
+/** Why an object payload is refused (its key lies under no prefix `allowPrefix` allows), or null. */
+export function objectProblem(payload: ObjectPayload, options: Pick<BlobOptions, "allowPrefix">): string | null {
+  const pattern = allowed(options);
+  if (!pattern) return null;
+  const key = payload.key;
+  for (let i = key.indexOf("/"); i !== -1; i = key.indexOf("/", i + 1)) {
+    if (pattern.test(key.slice(0, i + 1))) return null;
+  }
+  if (pattern.test(key)) return null;
+  return `key ${JSON.stringify(key)} lies under no prefix this entry's allowPrefix /${options.allowPrefix}/ allows: nothing deleted`;
 }

@@ -17,10 +17,18 @@
  * reads the whole directory on every delete (quadratic in its size). We
  * remove directories with a plain rmdir that stops at the first non-empty
  * one, which is what it meant.
+ *
+ * It also joins keys into file paths as they are, so `../other-bucket/x`
+ * (or `%2e%2e%2f…`, decoded by its router) reads, writes and deletes in
+ * another bucket or outside its directory. Every object path goes through
+ * `getResourcePath`, and every bucket path through `getBucketPath`: both now
+ * refuse (400 InvalidArgument) a name whose path would leave its directory,
+ * and a key with a `.` or `..` segment, which the filesystem would silently
+ * fold into a different key.
  */
 import { mkdir, rmdir, unlink } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, resolve, sep } from "node:path";
 import S3rver from "s3rver";
 
 export interface StartS3ServerOptions {
@@ -82,7 +90,8 @@ interface ListContext {
 }
 
 interface FilesystemStore {
-  getResourcePath(bucket: string, key: string, resource: string): string;
+  rootDirectory: string;
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
   getBucketPath(bucket: string): string;
   deleteObject(bucket: string, key: string): Promise<void>;
 }
@@ -95,6 +104,32 @@ function patchS3rver(): void {
   patched = true;
   const require = createRequire(import.meta.url);
   const store = (require(require.resolve("s3rver/lib/stores/filesystem.js")) as { prototype: FilesystemStore }).prototype;
+  const S3Error = require(require.resolve("s3rver/lib/models/error.js")) as new (code: string, message: string) => Error;
+  const refuse = (what: string) => new S3Error("InvalidArgument", `${what} leaves its bucket: refused by the test server`);
+  const bucketPath = store.getBucketPath;
+  store.getBucketPath = function getBucketPath(this: FilesystemStore, bucket: string): string {
+    const root = resolve(this.rootDirectory);
+    const path = bucketPath.call(this, bucket);
+    if (bucket === "" || bucket.includes("/") || bucket.includes("\\") || resolve(path) === root || !resolve(path).startsWith(root + sep)) {
+      throw refuse(`bucket name ${JSON.stringify(bucket)}`);
+    }
+    return path;
+  };
+  const resourcePath = store.getResourcePath;
+  store.getResourcePath = function getResourcePath(
+    this: FilesystemStore,
+    bucket: string,
+    key: string | undefined,
+    resource: string,
+  ): string {
+    const dir = resolve(this.getBucketPath(bucket));
+    const path = resourcePath.call(this, bucket, key, resource);
+    const segments = (key ?? "").split(/[/\\]/);
+    if (segments.includes("..") || segments.includes(".") || !resolve(path).startsWith(dir + sep)) {
+      throw refuse(`key ${JSON.stringify(key)}`);
+    }
+    return path;
+  };
   store.deleteObject = async function deleteObject(this: FilesystemStore, bucket: string, key: string): Promise<void> {
     await Promise.all(
       ["object", "object.md5", "metadata.json"].map((resource) =>

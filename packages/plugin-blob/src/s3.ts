@@ -9,7 +9,7 @@ import { Agent as HttpAgent, STATUS_CODES } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GetBucketVersioningCommand, HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { PurgerError, type Logger } from "@purger/core";
+import { parseDuration, PurgerError, type Logger } from "@purger/core";
 import type { BlobOptions } from "./options.js";
 
 export interface RetryPolicy {
@@ -23,6 +23,31 @@ export interface RetryPolicy {
 
 /** ~8 attempts over ≈ 15 s at most: long enough to ride out a SlowDown burst, short enough that the bin's own retry takes over after. */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseMs: 100, capMs: 5_000 };
+
+/** Fewer attempts for the probes of `prepare` and `purger doctor` (HeadBucket, GetBucketVersioning): an unreachable endpoint is reported soon. */
+export const PROBE_RETRY: RetryPolicy = { attempts: 3, baseMs: 200, capMs: 2_000 };
+
+/** The `requestTimeout` option in milliseconds: the longest one S3 request may go unanswered. */
+export function requestTimeoutMs(options: Pick<BlobOptions, "requestTimeout">): number {
+  return parseDuration(options.requestTimeout ?? "30s");
+}
+
+/**
+ * A request that got no answer within the request timeout. The SDK's own
+ * `requestTimeout` only logs a warning, so each request is aborted through
+ * its `abortSignal`; this is what the abort becomes. Retryable.
+ */
+export class RequestTimeoutError extends Error {
+  override readonly name = "TimeoutError";
+  constructor(
+    readonly what: string,
+    readonly where: string | undefined,
+    readonly timeoutMs: number,
+    cause: unknown,
+  ) {
+    super(`${what}: no answer${where ? ` from ${where}` : ""} within ${timeoutMs} ms`, { cause });
+  }
+}
 
 /** Error codes S3 (and S3-compatible servers) use for "try again later". */
 const RETRYABLE_CODES = new Set([
@@ -118,20 +143,31 @@ export interface RetryOptions {
   log?: Logger;
   /** What is being done, for log lines and the final error. */
   what: string;
+  /** Abort an attempt that got no answer after this long (then retry it). @defaultValue 30 s */
+  timeoutMs?: number;
+  /** The endpoint, for the timeout's message. */
+  where?: string;
 }
 
 /**
- * Run `fn` until it succeeds, retrying transient failures with backoff. A
- * permanent error, or the last attempt's error, is thrown as is (so the bin's
- * own retry with its longer backoff takes over).
+ * Run `fn` until it succeeds, retrying transient failures with backoff. Each
+ * attempt gets a signal to pass to `send` as `abortSignal`: it aborts on the
+ * caller's signal and after `timeoutMs`. A permanent error, or the last
+ * attempt's error, is thrown as is (so the bin's own retry with its longer
+ * backoff takes over).
  */
-export async function withRetry<T>(options: RetryOptions, fn: () => Promise<T>): Promise<T> {
+export async function withRetry<T>(options: RetryOptions, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
   const policy = options.policy ?? DEFAULT_RETRY;
+  const timeoutMs = options.timeoutMs ?? 30_000;
   for (let attempt = 1; ; attempt += 1) {
     options.signal?.throwIfAborted();
+    const timer = new AbortController();
+    const timeout = setTimeout(() => timer.abort(), timeoutMs);
     try {
-      return await fn();
-    } catch (error) {
+      return await fn(options.signal ? AbortSignal.any([options.signal, timer.signal]) : timer.signal);
+    } catch (caught) {
+      const error =
+        timer.signal.aborted && !options.signal?.aborted ? new RequestTimeoutError(options.what, options.where, timeoutMs, caught) : caught;
       if (!isRetryable(error) || attempt >= policy.attempts) throw error;
       const delay = backoffMs(policy, attempt);
       options.log?.debug(
@@ -139,6 +175,8 @@ export async function withRetry<T>(options: RetryOptions, fn: () => Promise<T>):
         "S3 request failed; retrying",
       );
       await pause(delay, options.signal);
+    } finally {
+      clearTimeout(timeout);
     }
   }
 }
@@ -156,8 +194,8 @@ export function createClient(options: BlobOptions): S3Client {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     requestHandler: {
-      connectionTimeout: 10_000,
-      requestTimeout: 120_000,
+      connectionTimeout: Math.min(10_000, requestTimeoutMs(options)),
+      requestTimeout: requestTimeoutMs(options),
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: sockets }),
     },
@@ -172,18 +210,37 @@ export function bucketUrl(options: Pick<BlobOptions, "bucket" | "endpoint">): st
 /** Check that the bucket exists and the credentials may use it. Throws TARGET for a missing bucket, CONFIG for rejected credentials. */
 export async function assertBucket(client: S3Client, options: BlobOptions, signal?: AbortSignal): Promise<void> {
   try {
-    await withRetry({ what: "HeadBucket", ...(signal ? { signal } : {}) }, () =>
-      client.send(new HeadBucketCommand({ Bucket: options.bucket })),
+    await withRetry({ ...probe(options, signal), what: "HeadBucket" }, (abortSignal) =>
+      client.send(new HeadBucketCommand({ Bucket: options.bucket }), { abortSignal }),
     );
   } catch (error) {
     throw bucketError(error, options);
   }
 }
 
+function probe(options: BlobOptions, signal: AbortSignal | undefined): Omit<RetryOptions, "what"> {
+  return {
+    policy: PROBE_RETRY,
+    timeoutMs: requestTimeoutMs(options),
+    where: options.endpoint ?? `AWS ${options.region}`,
+    ...(signal ? { signal } : {}),
+  };
+}
+
 /** Turn a HeadBucket failure into the error a user can act on. */
 export function bucketError(error: unknown, options: BlobOptions): unknown {
   const status = statusOf(error);
   const where = bucketUrl(options);
+  if (error instanceof RequestTimeoutError) {
+    return new PurgerError(
+      "TARGET",
+      `bucket ${where}: no answer from the endpoint within ${error.timeoutMs} ms (${error.what}, ${PROBE_RETRY.attempts} attempts)`,
+      {
+        hint: "check `endpoint` (host, port, http or https) and that the server is up; raise `requestTimeout` for a slow server",
+        cause: error,
+      },
+    );
+  }
   if (status === 404 || codeOf(error) === "NoSuchBucket") {
     return new PurgerError("TARGET", `bucket ${where} does not exist`, {
       hint: "check `bucket`, `endpoint` and `region` in the entry's options",
@@ -202,6 +259,9 @@ export function bucketError(error: unknown, options: BlobOptions): unknown {
       cause: error,
     });
   }
+  // A HEAD answer has no body: the SDK's own message is just "UnknownError"; name the status and the bucket instead.
+  if (error instanceof Error && !(error instanceof PurgerError))
+    return new Error(`bucket ${where}: ${describeError(error)}`, { cause: error });
   return error;
 }
 
@@ -223,8 +283,8 @@ export async function resolveVersioning(client: S3Client, options: BlobOptions, 
     return { versioned: options.versions, reason: `versions: ${String(options.versions)} in the options` };
   }
   try {
-    const answer = await withRetry({ what: "GetBucketVersioning", ...(signal ? { signal } : {}) }, () =>
-      client.send(new GetBucketVersioningCommand({ Bucket: options.bucket })),
+    const answer = await withRetry({ ...probe(options, signal), what: "GetBucketVersioning" }, (abortSignal) =>
+      client.send(new GetBucketVersioningCommand({ Bucket: options.bucket }), { abortSignal }),
     );
     const status = answer.Status;
     if (status === "Enabled" || status === "Suspended") return { versioned: true, reason: `the bucket says versioning is ${status}` };

@@ -1,27 +1,30 @@
 /**
  * The stale-uploads sweep (SPEC §1 scenario 3): rows of a presigned-upload
  * table whose flag is still false after the retention are locked (`FOR UPDATE
- * SKIP LOCKED`), their object deleted if it exists, the row deleted, and the
- * batch committed by the core. One failing item never stops the sweep: it is
- * logged, left in place and stepped over by the keyset cursor. Also the
- * `upload { id }` bin handler that cancels one upload at once.
+ * SKIP LOCKED`) and deleted, each under its own savepoint, so one failing row
+ * never stops the sweep: it is logged, left in place and stepped over by the
+ * keyset cursor. The objects are not touched here: for each row really gone
+ * whose key no remaining row uses, an `<id>.object` bin item is enqueued in
+ * the batch's own transaction (an outbox). It commits with the row deletes or
+ * rolls back with them, and the bin deletes the object after the commit,
+ * with its retries and visible failed state. A crash can so leave an orphaned
+ * object (deleted later by its bin item), never a row whose object is gone.
+ * Also the `upload { id }` bin handler that cancels one upload at once, in
+ * the same order.
  */
 import {
+  enqueue,
   PurgerError,
   type BatchContext,
   type BatchResult,
   type BinContext,
   type BinResult,
   type Cursor,
-  type Logger,
   type RunContext,
 } from "@purger/core";
-import pLimit from "p-limit";
 import type pg from "pg";
-import type { UploadsTable } from "./catalog.js";
-import { deleteObject, type Bucket, type ObjectOutcome } from "./delete.js";
+import type { Queryable, UploadsTable } from "./catalog.js";
 import type { BlobOptions, UploadPayload } from "./options.js";
-import { describeError } from "./s3.js";
 import type { BlobState } from "./state.js";
 
 export interface UploadsStatements {
@@ -29,28 +32,44 @@ export interface UploadsStatements {
   next: string;
   deleteRows: string;
   deleteRow: string;
+  keysInUse: string;
   count: string;
   countAll: string;
   lockOne: string;
+  /**
+   * The last parameter of `first`, `next`, `count` and `lockOne`: the zone a
+   * `timestamp`/`date` clock is written in; empty for `timestamptz`.
+   */
+  zone: string[];
 }
 
 /** Every statement of the sweep, written out once the catalog confirmed the names. Values are always bound. */
-export function uploadsStatements(t: UploadsTable): UploadsStatements {
-  const select = `SELECT u.${t.key.sql}::text AS id, u.${t.objectKey.sql}::text AS object_key, to_jsonb(u.${t.column.sql}) #>> '{}' AS at,
-            (extract(epoch FROM (now() - u.${t.column.sql})) * 1000)::float8 AS age_ms
+export function uploadsStatements(t: UploadsTable, timeZone: string): UploadsStatements {
+  const zoned = t.column.type !== "timestamptz";
+  // A clock without time zone holds wall-clock times of `timeZone`: the cutoff is converted (the column is not, so its index serves),
+  // whatever the session's TimeZone is.
+  const cutoff = (n: number) => (zoned ? `($1::timestamptz AT TIME ZONE $${n}::text)` : "$1::timestamptz");
+  const age = (n: number) =>
+    `(extract(epoch FROM (now() - ${zoned ? `(u.${t.column.sql} AT TIME ZONE $${n}::text)` : `u.${t.column.sql}`})) * 1000)::float8`;
+  const select = (
+    n: number,
+  ) => `SELECT u.${t.key.sql}::text AS id, u.${t.objectKey.sql}::text AS object_key, to_jsonb(u.${t.column.sql}) #>> '{}' AS at,
+            ${age(n)} AS age_ms
        FROM ${t.sql} u
-      WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < $1::timestamptz`;
+      WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < ${cutoff(n)}`;
   const tail = `ORDER BY u.${t.column.sql}, u.${t.key.sql} LIMIT $2 FOR UPDATE OF u SKIP LOCKED`;
   return {
-    first: `${select}\n      ${tail}`,
-    next: `${select}\n        AND (u.${t.column.sql}, u.${t.key.sql}) > ($3::text::${t.column.typeSql}, $4::text::${t.key.typeSql})\n      ${tail}`,
-    deleteRows: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = ANY ($1::text[]::${t.key.typeSql}[])`,
-    deleteRow: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.typeSql}`,
-    count: `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM ${t.sql} u WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < $1::timestamptz LIMIT $2) s`,
+    first: `${select(3)}\n      ${tail}`,
+    next: `${select(5)}\n        AND (u.${t.column.sql}, u.${t.key.sql}) > ($3::text::${t.column.typeSql}, $4::text::${t.key.typeSql})\n      ${tail}`,
+    deleteRows: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = ANY ($1::text[]::${t.key.typeSql}[]) RETURNING u.${t.key.sql}::text AS id`,
+    deleteRow: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.typeSql} RETURNING u.${t.key.sql}::text AS id`,
+    keysInUse: `SELECT DISTINCT u.${t.objectKey.sql}::text AS object_key FROM ${t.sql} u WHERE u.${t.objectKey.sql} = ANY ($1::text[]::${t.objectKey.typeSql}[])`,
+    count: `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM ${t.sql} u WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < ${cutoff(3)} LIMIT $2) s`,
     countAll: `SELECT count(*)::int8 AS n FROM ${t.sql}`,
     lockOne: `SELECT u.${t.key.sql}::text AS id, u.${t.objectKey.sql}::text AS object_key, u.${t.flag.sql} AS flag,
-            (extract(epoch FROM (now() - u.${t.column.sql})) * 1000)::float8 AS age_ms
+            ${age(2)} AS age_ms
        FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.typeSql} FOR UPDATE OF u`,
+    zone: zoned ? [timeZone] : [],
   };
 }
 
@@ -67,7 +86,12 @@ interface UploadsCursor {
   id: string;
 }
 
-type Outcome = ObjectOutcome | "no-key" | "failed" | "dry-run";
+/**
+ * What became of one stale upload: `queued` (row deleted, its object's delete
+ * in the bin), `shared` (row deleted, another row still uses the key: the
+ * object stays), `no-key`, `failed` (row kept), `dry-run`.
+ */
+type Outcome = "queued" | "shared" | "no-key" | "failed" | "dry-run";
 
 export interface UploadsDeps {
   table: UploadsTable;
@@ -78,8 +102,8 @@ export interface UploadsDeps {
 export async function sweepBatch(ctx: BatchContext<BlobOptions, BlobState>, uploads: UploadsDeps): Promise<BatchResult> {
   const cursor = readCursor(ctx.cursor);
   const { rows } = cursor
-    ? await ctx.client.query<Row>(uploads.sql.next, [ctx.cutoff, ctx.batchSize, cursor.at, cursor.id])
-    : await ctx.client.query<Row>(uploads.sql.first, [ctx.cutoff, ctx.batchSize]);
+    ? await ctx.client.query<Row>(uploads.sql.next, [ctx.cutoff, ctx.batchSize, cursor.at, cursor.id, ...uploads.sql.zone])
+    : await ctx.client.query<Row>(uploads.sql.first, [ctx.cutoff, ctx.batchSize, ...uploads.sql.zone]);
   const last = rows.at(-1);
   const nextCursor: Cursor | null = last ? { at: last.at, id: last.id } : (ctx.cursor ?? null);
   const done = rows.length < ctx.batchSize;
@@ -95,90 +119,101 @@ export async function sweepBatch(ctx: BatchContext<BlobOptions, BlobState>, uplo
     return { processed: rows.length, cursor: nextCursor, done, sample: rows.slice(0, 5).map((r) => r.id) };
   }
 
-  // Objects first, `concurrency` at a time; a row goes only once its object is gone.
-  const bucket = bucketOf(ctx);
-  const limit = pLimit(ctx.options.concurrency);
-  const objects = await Promise.all(
-    rows.map((row) =>
-      limit(async (): Promise<{ outcome: Outcome; deleted: number } | { error: string }> => {
-        if (row.object_key === null || row.object_key === "") return { outcome: "no-key", deleted: 0 };
-        try {
-          return await deleteObject(bucket, row.object_key);
-        } catch (error) {
-          return { error: `object ${row.object_key}: ${error instanceof Error ? error.message : describeError(error)}` };
-        }
-      }),
-    ),
-  );
-  const ready = rows.filter((_, i) => !("error" in objects[i]!));
-  const rowErrors = await deleteRows(
+  const { deleted, errors } = await deleteRows(
     ctx.client,
     uploads.sql,
-    ready.map((r) => r.id),
+    rows.map((r) => r.id),
   );
+  const gone = rows.filter((r) => deleted.has(r.id));
+  const candidates = [...new Set(gone.map((r) => r.object_key).filter((k): k is string => k !== null && k !== ""))];
+  // After this batch's deletes, in its transaction: a key another row still uses (a completed upload, a retry) keeps its object.
+  const inUse = new Set(
+    candidates.length === 0
+      ? []
+      : (await ctx.client.query<{ object_key: string }>(uploads.sql.keysInUse, [candidates])).rows.map((r) => r.object_key),
+  );
+  const queued = candidates.filter((k) => !inUse.has(k));
+  for (const key of queued) await enqueueObject(ctx.client, ctx.entry.id, key);
 
   let processed = 0;
-  let objectsDeleted = 0;
   let failed = 0;
-  rows.forEach((row, i) => {
-    const result = objects[i]!;
-    const error = "error" in result ? result.error : rowErrors.get(row.id);
-    if (error !== undefined) {
+  for (const row of rows) {
+    if (!deleted.has(row.id)) {
       failed += 1;
-      logItem(row, "failed", error);
-      return;
+      logItem(row, "failed", errors.get(row.id) ?? "row: not deleted (a trigger skipped it)");
+      continue;
     }
-    if (!("error" in result)) objectsDeleted += result.deleted;
     processed += 1;
-    logItem(row, (result as { outcome: Outcome }).outcome);
-  });
+    logItem(row, row.object_key === null || row.object_key === "" ? "no-key" : inUse.has(row.object_key) ? "shared" : "queued");
+  }
   if (failed > 0) ctx.log.warn({ event: "uploads:failed", failed, processed }, `${failed} stale upload(s) could not be deleted this batch`);
-  const tables: Record<string, number> = { [uploads.table.display]: processed, objects: objectsDeleted };
+  const tables: Record<string, number> = { [uploads.table.display]: processed, "objects queued": queued.length };
   if (failed > 0) tables["failed"] = failed;
   return { processed, cursor: nextCursor, done, tables };
 }
 
 /**
- * Delete the rows whose objects are gone: one statement under a savepoint;
- * if it fails (a foreign key, a trigger), row by row so only the culprits
- * stay. Returns the error of each row that could not be deleted.
+ * Delete the rows, each under its own savepoint (a foreign key or a trigger
+ * refusing one row leaves the others deleted) — one statement first, row by
+ * row only when it fails. Returns the rows really deleted (a BEFORE DELETE
+ * trigger may skip one silently) and the error of each row that failed.
  */
-async function deleteRows(client: pg.ClientBase, sql: UploadsStatements, ids: string[]): Promise<Map<string, string>> {
+async function deleteRows(
+  client: pg.ClientBase,
+  sql: UploadsStatements,
+  ids: string[],
+): Promise<{ deleted: Set<string>; errors: Map<string, string> }> {
+  const deleted = new Set<string>();
   const errors = new Map<string, string>();
-  if (ids.length === 0) return errors;
+  if (ids.length === 0) return { deleted, errors };
   await client.query("SAVEPOINT purger_uploads");
   try {
-    await client.query(sql.deleteRows, [ids]);
+    const { rows } = await client.query<{ id: string }>(sql.deleteRows, [ids]);
     await client.query("RELEASE SAVEPOINT purger_uploads");
-    return errors;
+    for (const row of rows) deleted.add(row.id);
+    return { deleted, errors };
   } catch {
     await client.query("ROLLBACK TO SAVEPOINT purger_uploads");
   }
   for (const id of ids) {
     try {
-      await client.query(sql.deleteRow, [id]);
+      const { rows } = await client.query<{ id: string }>(sql.deleteRow, [id]);
       await client.query("RELEASE SAVEPOINT purger_uploads");
       await client.query("SAVEPOINT purger_uploads");
+      for (const row of rows) deleted.add(row.id);
     } catch (error) {
       await client.query("ROLLBACK TO SAVEPOINT purger_uploads");
       errors.set(id, `row: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   await client.query("RELEASE SAVEPOINT purger_uploads");
-  return errors;
+  return { deleted, errors };
+}
+
+/** The object's delete, as an `<id>.object` bin item in the caller's transaction (it commits or rolls back with the row's delete). */
+async function enqueueObject(client: pg.ClientBase, entryId: string, key: string): Promise<void> {
+  await enqueue(client, `${entryId}.object`, { key });
+}
+
+/** Whether a row of the uploads table uses this object key (the `.object` handler's last check before deleting). */
+export async function objectKeyInUse(db: Queryable, uploads: UploadsDeps, key: string): Promise<boolean> {
+  const { rows } = await db.query(uploads.sql.keysInUse, [[key]]);
+  return rows.length > 0;
 }
 
 /** Stale rows, capped at `limit` (guards, estimate). */
 export async function countStale(ctx: RunContext<BlobOptions, BlobState>, sql: UploadsStatements, limit: number | null): Promise<number> {
-  const { rows } = await ctx.pool.query<{ n: number }>(sql.count, [ctx.cutoff, limit]);
+  const { rows } = await ctx.pool.query<{ n: number }>(sql.count, [ctx.cutoff, limit, ...sql.zone]);
   return Number(rows[0]!.n);
 }
 
 /**
  * `<id>.upload { id }`: cancel one pending upload now, whatever its age —
- * lock the row, delete its object, delete the row, commit. An upload that
- * completed meanwhile is refused (a visible failure, nothing deleted); one
- * that is already gone is done.
+ * lock the row, delete it and, when no other row uses its key, enqueue its
+ * object's delete in the same transaction (the bin deletes the object after
+ * the commit, as for the sweep). An upload that completed meanwhile is
+ * refused (a visible failure, nothing deleted); one that is already gone is
+ * done.
  */
 export async function cancelUpload(
   ctx: BinContext<BlobOptions, BlobState>,
@@ -186,7 +221,6 @@ export async function cancelUpload(
   uploads: UploadsDeps,
 ): Promise<BinResult> {
   const id = String(payload.id);
-  const bucket = bucketOf(ctx);
   return ctx.transaction(async (client) => {
     // Wait for a sweep holding the row, but not forever: the bin retries later.
     await client.query("SET LOCAL lock_timeout = '10s'");
@@ -194,7 +228,7 @@ export async function cancelUpload(
     try {
       ({
         rows: [row],
-      } = await client.query(uploads.sql.lockOne, [id]));
+      } = await client.query(uploads.sql.lockOne, [id, ...uploads.sql.zone]));
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === "22P02" || code === "22003") {
@@ -219,21 +253,21 @@ export async function cancelUpload(
         },
       );
     }
-    const object = row.object_key ? await deleteObject(bucket, row.object_key) : { outcome: "no-key" as const, deleted: 0 };
-    await client.query(uploads.sql.deleteRow, [id]);
-    ctx.log.info({ ...line, key: row.object_key, outcome: object.outcome }, "upload cancelled");
-    return { processed: 1, tables: { [uploads.table.display]: 1, objects: object.deleted } };
+    const { rows: deleted } = await client.query(uploads.sql.deleteRow, [id]);
+    if (deleted.length === 0) {
+      throw new PurgerError(
+        "TARGET",
+        `upload ${id} of ${uploads.table.display} was not deleted (a trigger skipped it): its object is kept`,
+      );
+    }
+    let outcome: Outcome = "no-key";
+    if (row.object_key) {
+      outcome = (await objectKeyInUse(client, uploads, row.object_key)) ? "shared" : "queued";
+      if (outcome === "queued") await enqueueObject(client, ctx.entry.id, row.object_key);
+    }
+    ctx.log.info({ ...line, key: row.object_key, outcome }, "upload cancelled");
+    return { processed: 1, tables: { [uploads.table.display]: 1, "objects queued": outcome === "queued" ? 1 : 0 } };
   });
-}
-
-function bucketOf(ctx: { state: BlobState; options: BlobOptions; signal: AbortSignal; log: Logger }): Bucket {
-  return {
-    client: ctx.state.client,
-    bucket: ctx.options.bucket,
-    versioned: ctx.state.versioning.versioned,
-    signal: ctx.signal,
-    log: ctx.log,
-  };
 }
 
 function readCursor(cursor: Cursor | null): UploadsCursor | null {

@@ -112,6 +112,24 @@ describe("examples/fleet (IoT fleet service)", () => {
       processed[entry.id] = result.processed;
     }
     expect(processed).toEqual({ blobs: 2, telemetry: 10, "robot-manifests": 2, "tuf-metadata": 2, certs: 0 });
+    // The sweep deleted the rows; their objects' deletes wait in the bin until a worker takes them.
+    expect(await listKeys(s3.client, "fleet", "uploads/")).toEqual([
+      "uploads/420/done.bin",
+      "uploads/420/fresh.bin",
+      "uploads/420/stale.bin",
+    ]);
+    const objects = await startWorker({ config: { ...config, entries: config.entries.map((e) => ({ ...e, schedule: null })) }, pool });
+    try {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const { rows } = await pool.query<{ status: string }>("SELECT status FROM purger.bin WHERE kind = 'blobs.object' ORDER BY id");
+        if (rows.length === 2 && rows.every((r) => r.status === "done")) break;
+        if (rows.some((r) => r.status === "failed") || Date.now() > deadline) throw new Error(`bin items: ${JSON.stringify(rows)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await objects.stop();
+    }
     expect(await listKeys(s3.client, "fleet", "uploads/")).toEqual(["uploads/420/done.bin", "uploads/420/fresh.bin"]);
     const { rows: uploads } = await pool.query<{ object_key: string }>("SELECT object_key FROM uploads ORDER BY object_key");
     expect(uploads.map((u) => u.object_key)).toEqual(["uploads/420/done.bin", "uploads/420/fresh.bin"]);

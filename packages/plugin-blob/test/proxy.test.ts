@@ -15,7 +15,7 @@ let db: TestDatabase;
 let s3: TestS3;
 
 beforeAll(async () => {
-  [db, s3] = await Promise.all([createTestDatabase("blob-proxy"), startTestS3(["versioned", "faulty", "neighbour"])]);
+  [db, s3] = await Promise.all([createTestDatabase("blob-proxy"), startTestS3(["versioned", "faulty", "neighbour", "lying"])]);
 });
 
 afterAll(async () => {
@@ -123,6 +123,93 @@ describe("versioned bucket (versioning emulated by a proxy)", () => {
   });
 });
 
+describe("versioned bucket: delete markers last (versioning emulated, per-key errors injected by a proxy)", () => {
+  it("keeps a key's delete marker while one of its versions fails to delete: the object never becomes visible again", async () => {
+    const proxy = await startS3Proxy({
+      upstream: s3.endpoint,
+      versioning: true,
+      keyError: (_key, versionId) => versionId === "a1" || versionId === "a3",
+    });
+    try {
+      const records = proxy.versions.set("versioned", new Map()).get("versioned")!;
+      // Deleted objects: an old version hidden by a delete marker (s3rver holds no current object for them).
+      for (const [key, n] of [
+        ["gone/k1", 1],
+        ["gone/k2", 2],
+        ["solo/k3", 3],
+      ] as const) {
+        records.set(key, [
+          { versionId: `a${n}`, marker: false },
+          { versionId: `m${n}`, marker: true },
+        ]);
+      }
+      const items = await runBin(blob, {
+        pool: db.pool,
+        id: "markers",
+        options: blobOptions(proxy.endpoint, "versioned", { versions: true }),
+        items: [
+          { handler: "prefix", payload: { prefix: "gone/" } },
+          { handler: "object", payload: { key: "solo/k3" } },
+        ],
+        maxAttempts: 1,
+        waitMs: 120_000,
+      });
+      expect(items.map((i) => i.status)).toEqual(["failed", "failed"]);
+      expect(items[0]!.lastError).toContain("gone/k1 (InternalError: injected per-key error)");
+      // The failing version and the marker hiding it stay. The page's other markers wait for the next attempt too
+      // (k2's version is gone: its marker hides nothing, and removing it later is safe).
+      expect(versionsUnder(proxy, "versioned", "gone/")).toEqual(["gone/k1@a1", "gone/k1@marker", "gone/k2@marker"]);
+      expect(versionsUnder(proxy, "versioned", "solo/")).toEqual(["solo/k3@a3", "solo/k3@marker"]);
+      expect(await listKeys(s3.client, "versioned", "gone/")).toEqual([]);
+      expect(await listKeys(s3.client, "versioned", "solo/")).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  }, 150_000);
+});
+
+describe("prefix: done only when empty (DeleteObjects answers injected by a proxy)", () => {
+  it("deletes again a key the server reported deleted but kept, counting it once", async () => {
+    await putObjects(s3.client, "lying", ["lying/a", "lying/b", "lying/once", "lying/c", "lying/d"]);
+    let swallowed = 0;
+    const proxy = await startS3Proxy({ upstream: s3.endpoint, swallow: (key) => key === "lying/once" && swallowed++ === 0 });
+    try {
+      const [item] = await runBin(blob, {
+        pool: db.pool,
+        id: "lying",
+        options: blobOptions(proxy.endpoint, "lying"),
+        items: [{ handler: "prefix", payload: { prefix: "lying/" } }],
+      });
+      expect(swallowed).toBe(2);
+      expect(item).toMatchObject({ status: "done", processed: 5 });
+    } finally {
+      await proxy.stop();
+    }
+    expect(await listKeys(s3.client, "lying", "lying/")).toEqual([]);
+  });
+
+  it("fails visibly, naming the key, when the server keeps a key it reports deleted; never done while it remains", async () => {
+    await putObjects(s3.client, "lying", ["stubborn/a", "stubborn/always", "stubborn/b"]);
+    const proxy = await startS3Proxy({ upstream: s3.endpoint, swallow: (key) => key === "stubborn/always" });
+    try {
+      const [item] = await runBin(blob, {
+        pool: db.pool,
+        id: "stubborn",
+        options: blobOptions(proxy.endpoint, "lying"),
+        items: [{ handler: "prefix", payload: { prefix: "stubborn/" } }],
+        maxAttempts: 1,
+      });
+      expect(item).toMatchObject({ status: "failed", processed: 2 });
+      expect(item!.lastError).toBe(
+        'prefix "stubborn/": 1 object(s) still listed after 3 passes that deleted them (stubborn/always): the server answered that they were deleted',
+      );
+    } finally {
+      await proxy.stop();
+    }
+    expect(await listKeys(s3.client, "lying", "stubborn/")).toEqual(["stubborn/always"]);
+  });
+});
+
 describe("versions: auto (answers injected by a proxy)", () => {
   it("counts a server that cannot answer GetBucketVersioning (501) as unversioned, and says so in doctor", async () => {
     const proxy = await startS3Proxy({ upstream: s3.endpoint, versioningError: { status: 501, code: "NotImplemented" } });
@@ -215,7 +302,9 @@ describe("R3: S3 faults (faults injected by a proxy)", () => {
       expect(item).toMatchObject({ status: "done", attempts: 2, processed: 50 });
       expect(failures).toHaveLength(1);
       expect(failures[0]).toMatchObject({ attempt: 1, final: false });
-      expect(failures[0]!.error).toMatch(/InternalError|SlowDown|ServiceUnavailable|socket hang up|ECONNRESET/);
+      expect(failures[0]!.error).toMatch(
+        /InternalError|SlowDown|ServiceUnavailable|Service Unavailable|Internal Server Error|socket hang up|ECONNRESET/,
+      );
       expect(await listKeys(s3.client, "faulty", "outage/")).toEqual([]);
     } finally {
       await proxy.stop();

@@ -10,7 +10,9 @@
  *   `version-id-marker` that names no existing version is an error.
  * - Faults (R3): a share of requests is answered 500 / 503 / SlowDown (before
  *   or after reaching s3rver) or has its connection reset; DeleteObjects
- *   answers report per-key errors for a share of keys, which then really stay.
+ *   answers report per-key errors for a share of keys (or the keys `keyError`
+ *   picks), which then really stay; keys `swallow` picks are reported
+ *   deleted and stay.
  *
  * Every key the client asked to delete is recorded, to prove nothing outside
  * a prefix was touched.
@@ -36,6 +38,10 @@ export interface S3ProxyOptions {
   faults?: FaultOptions;
   /** Object requests (HEAD, GET, DELETE) on these keys are refused with 403 AccessDenied, a permanent error. */
   deny?: (key: string) => boolean;
+  /** DeleteObjects reports an InternalError for these keys (versions), which then really stay. */
+  keyError?: (key: string, versionId: string | undefined) => boolean;
+  /** DeleteObjects reports these keys deleted but leaves them in place (a server that lies, or loses the delete). */
+  swallow?: (key: string) => boolean;
   /** Answer GetBucketVersioning with this error (a server that does not implement it, or a refusal). */
   versioningError?: { status: number; code: string };
 }
@@ -116,17 +122,19 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       for (const o of objects) recordDelete(bucket, o.key);
       const failing = new Set<number>();
       const rate = currentFaults?.keyErrorRate ?? 0;
-      objects.forEach((_, i) => {
-        if (rate > 0 && random() < rate) failing.add(i);
+      objects.forEach((o, i) => {
+        if ((rate > 0 && random() < rate) || options.keyError?.(o.key, o.versionId)) failing.add(i);
       });
       stats.keyErrors += failing.size;
-      if (!options.versioning && failing.size === 0) return pipe(req, body, res);
-      const ok = objects.filter((_, i) => !failing.has(i));
+      const swallowed = new Set(objects.filter((o, i) => !failing.has(i) && options.swallow?.(o.key)).map((o) => o.key));
+      if (!options.versioning && failing.size === 0 && swallowed.size === 0) return pipe(req, body, res);
+      const reported = objects.filter((_, i) => !failing.has(i));
+      const ok = reported.filter((o) => !swallowed.has(o.key));
       if (options.versioning) await Promise.all(ok.map((o) => deleteVersioned(bucket, o.key, o.versionId).sync));
       else if (ok.length > 0)
         await direct.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: ok.map((o) => ({ Key: o.key })), Quiet: true } }));
       const xml =
-        ok
+        reported
           .map((o) => `<Deleted><Key>${esc(o.key)}</Key>${o.versionId ? `<VersionId>${esc(o.versionId)}</VersionId>` : ""}</Deleted>`)
           .join("") +
         [...failing]

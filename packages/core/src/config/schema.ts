@@ -322,5 +322,14 @@ export function createAjv(options: { strict: boolean; useDefaults?: boolean }): 
   for (const keyword of ["patternErrorMessage", "errorMessage", "markdownDescription", "deprecationMessage", "defaultSnippets"]) {
     ajv.addKeyword(keyword);
   }
+  // Plugins' options may hold regular expressions; a bad one is a config error at load, naming its option.
+  ajv.addFormat("regex", (text: string) => {
+    try {
+      new RegExp(text, "u");
+      return true;
+    } catch {
+      return false;
+    }
+  });
   return ajv;
 }
