@@ -9,7 +9,7 @@ import { Agent as HttpAgent, STATUS_CODES } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GetBucketVersioningCommand, HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { parseDuration, PurgerError, type Logger } from "@purger/core";
+import { parseDuration, PurgerError, redactUrl, type Logger } from "@purger/core";
 import type { BlobOptions } from "./options.js";
 
 export interface RetryPolicy {
@@ -204,7 +204,7 @@ export function createClient(options: BlobOptions): S3Client {
 
 /** Where the bucket lives, for messages: `s3://bucket` (at endpoint). */
 export function bucketUrl(options: Pick<BlobOptions, "bucket" | "endpoint">): string {
-  return `s3://${options.bucket}${options.endpoint ? ` at ${options.endpoint}` : ""}`;
+  return `s3://${options.bucket}${options.endpoint ? ` at ${redactUrl(options.endpoint)}` : ""}`;
 }
 
 /** Check that the bucket exists and the credentials may use it. Throws TARGET for a missing bucket, CONFIG for rejected credentials. */
@@ -222,7 +222,7 @@ function probe(options: BlobOptions, signal: AbortSignal | undefined): Omit<Retr
   return {
     policy: PROBE_RETRY,
     timeoutMs: requestTimeoutMs(options),
-    where: options.endpoint ?? `AWS ${options.region}`,
+    where: options.endpoint !== undefined ? redactUrl(options.endpoint) : `AWS ${options.region}`,
     ...(signal ? { signal } : {}),
   };
 }

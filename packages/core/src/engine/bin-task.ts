@@ -250,7 +250,12 @@ async function preparedState(
     cached = {
       state,
       async release() {
-        if (plugin.release) await plugin.release(await state.catch(() => undefined));
+        // release() pairs with a prepare() that succeeded: a failed one has nothing to release.
+        const prepared = await state.then(
+          (value) => ({ ok: true as const, value }),
+          () => ({ ok: false as const }),
+        );
+        if (plugin.release && prepared.ok) await plugin.release(prepared.value);
       },
     };
     options.states.set(entry.id, cached);
