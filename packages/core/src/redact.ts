@@ -74,6 +74,8 @@ export function redactUrl(url: string): string {
   } catch {
     return "(unparsable URL, not shown)";
   }
+  // Nothing to hide: the URL as written (URL#toString would add a "/" to `http://host:port`).
+  if (parsed.password === "" && parsed.search === "" && parsed.hash === "") return url;
   if (parsed.password !== "") parsed.password = HIDDEN;
   if (parsed.search !== "") parsed.search = redactQuery(parsed.search.slice(1));
   if (parsed.hash !== "") parsed.hash = HIDDEN;
