@@ -31,7 +31,7 @@ export { parseQualifiedName, quoteIdent, quoteQualified } from "./db/quote.js";
 export { assertUniqueKey } from "./db/unique-key.js";
 export type { UniqueKeyCheck } from "./db/unique-key.js";
 export { createPool } from "./db/pool.js";
-export { migrate } from "./db/migrations.js";
+export { migrate, schemaVersion, type MigrateResult, type SchemaVersion } from "./db/migrations.js";
 export { startEmbeddedPostgres } from "./db/embedded.js";
 export { runEntry } from "./engine/run-entry.js";
 export type { RunEntryOptions, RunResult } from "./engine/run-entry.js";
