@@ -5,7 +5,7 @@
  * migrating at once, a database newer than this code, and a repeated migrate.
  */
 import { readFile } from "node:fs/promises";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Logger as GraphileLogger, runMigrations } from "graphile-worker";
 import pg from "pg";
 import { migrate, PurgerError, schemaVersion } from "../src/index.js";
@@ -47,6 +47,8 @@ async function everyRow(pool: pg.Pool): Promise<Record<string, unknown[]>> {
   return result;
 }
 
+const schema010 = () => readFile(new URL("fixtures/schema-0.1.0.sql", import.meta.url), "utf8");
+
 const quietGraphileLogger = new GraphileLogger(() => () => {});
 
 describe("migrate", () => {
@@ -75,7 +77,7 @@ describe("migrate", () => {
   it("upgrades a database created by release 0.1.0: every run and bin item kept, the version current, enqueue works", async () => {
     const db = await database();
     await runMigrations({ pgPool: db.pool, schema: workerSchema, logger: quietGraphileLogger });
-    await db.pool.query(await readFile(new URL("fixtures/schema-0.1.0.sql", import.meta.url), "utf8"));
+    await db.pool.query(await schema010());
     await db.pool.query(
       `INSERT INTO purger.runs (entry, plugin, trigger, status, cutoff, processed, batches, slices, checkpoint, process_id, host, pid)
        VALUES ('orders', '@purger/plugin-retention', 'schedule', 'running', '2026-01-01T00:00:00Z', 5000, 5, 1,
@@ -121,6 +123,38 @@ describe("migrate", () => {
       expect(await recorded(db.pool)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name })));
     } finally {
       await other.end();
+    }
+  });
+
+  it("waits for a replica of release 0.1.0 migrating at the same moment (the same lock), then upgrades", async () => {
+    const db = await database();
+    await runMigrations({ pgPool: db.pool, schema: workerSchema, logger: quietGraphileLogger });
+    // What 0.1.0's migrate does: its schema in one transaction under a transaction-level lock of the same name.
+    const old = await db.pool.connect();
+    try {
+      await old.query("BEGIN");
+      await old.query("SELECT pg_advisory_xact_lock(hashtextextended('purger:migrate', 0))");
+      await old.query(await schema010());
+
+      const upgrading = migrate(db.pool, { workerSchema, kinds });
+      await vi.waitUntil(
+        async () => {
+          const { rows } = await db.pool.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_locks
+             WHERE locktype = 'advisory' AND NOT granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          );
+          return rows[0]?.n === 1;
+        },
+        { timeout: 20_000, interval: 20 },
+      );
+      await old.query("INSERT INTO purger.entries (id, paused) VALUES ('orders', true)");
+      await old.query("COMMIT");
+
+      expect((await upgrading).applied).toEqual(migrations.map((m) => m.version));
+      expect((await db.pool.query("SELECT id, paused FROM purger.entries")).rows).toEqual([{ id: "orders", paused: true }]);
+    } finally {
+      old.release();
     }
   });
 
