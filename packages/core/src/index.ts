@@ -33,7 +33,7 @@ export { assertUniqueKey } from "./db/unique-key.js";
 export type { UniqueKeyCheck } from "./db/unique-key.js";
 export { createPool } from "./db/pool.js";
 export { connectionBudget, planWorkerConnections, workerConnections, type ConnectionBudget } from "./db/capacity.js";
-export { migrate } from "./db/migrations.js";
+export { migrate, schemaVersion, type MigrateResult, type SchemaVersion } from "./db/migrations.js";
 export { startEmbeddedPostgres } from "./db/embedded.js";
 export { runEntry } from "./engine/run-entry.js";
 export type { RunEntryOptions, RunResult } from "./engine/run-entry.js";

@@ -1,94 +1,60 @@
 /**
- * purger's own tables (schema `purger`) and graphile-worker's (its own schema).
- * Idempotent: every command that connects runs them, under an advisory lock so
- * replicas starting together do not race.
+ * purger's own tables (schema `purger`), versioned like graphile-worker's:
+ * numbered migrations in `migrations/`, each applied once, in order, in one
+ * transaction with its row in `purger.migrations`, under an advisory lock so
+ * replicas starting together do not race. Every command that connects runs
+ * `migrate`. graphile-worker's schema is migrated by graphile-worker; the
+ * enqueue function and the config's bin kinds are code, not schema, and are
+ * re-created on every migrate. See "Schema and upgrades" in the README and
+ * test/migrations.test.ts.
  */
 import type pg from "pg";
 import { Logger as GraphileLogger, runMigrations } from "graphile-worker";
+import { PurgerError } from "../errors.js";
 import { quoteIdent } from "./quote.js";
+import { sql as initial } from "./migrations/0001-initial.js";
+import { sql as runFingerprint } from "./migrations/0002-run-fingerprint.js";
+import { sql as binClaims } from "./migrations/0003-bin-claims.js";
 
 const MIGRATION_LOCK = "purger:migrate";
 
-const SCHEMA_SQL = `
+export interface Migration {
+  /** 1, 2, 3 …: the order of application, the number of the file. */
+  version: number;
+  /** The file's name after the number (`0002-bin-priority.ts` → `bin-priority`). */
+  name: string;
+  /**
+   * Processes of the previous release cannot work against the schema after
+   * this migration (it renames or drops what they read or write), so every
+   * one of them must be stopped before a process of this release starts.
+   * The README's upgrade notes say so for each release that has one.
+   * @defaultValue false
+   */
+  breaking?: boolean;
+  sql: string;
+}
+
+/**
+ * purger's schema history, oldest first.
+ *
+ * New schema changes: a new numbered file `migrations/NNNN-<name>.ts` exporting
+ * its SQL, appended here. Never edit a migration once released: databases out
+ * there already have it recorded and will not run it again.
+ */
+export const migrations: readonly Migration[] = [
+  { version: 1, name: "initial", sql: initial },
+  { version: 2, name: "run-fingerprint", sql: runFingerprint },
+  { version: 3, name: "bin-claims", sql: binClaims },
+];
+
+/** The table of applied migrations: what migrate needs before it can read a version. */
+const BOOTSTRAP_SQL = `
 CREATE SCHEMA IF NOT EXISTS purger;
-
-CREATE TABLE IF NOT EXISTS purger.runs (
-  id bigserial PRIMARY KEY,
-  entry text NOT NULL,
-  plugin text NOT NULL,
-  trigger text NOT NULL,
-  status text NOT NULL,
-  dry_run boolean NOT NULL DEFAULT false,
-  cutoff timestamptz,
-  started_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  finished_at timestamptz,
-  processed bigint NOT NULL DEFAULT 0,
-  batches integer NOT NULL DEFAULT 0,
-  slices integer NOT NULL DEFAULT 0,
-  total bigint,
-  tables jsonb,
-  checkpoint jsonb,
-  process_id text,
-  host text,
-  pid integer,
-  error text,
-  guard text,
-  duration_ms bigint
+CREATE TABLE IF NOT EXISTS purger.migrations (
+  version integer PRIMARY KEY,
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS runs_entry_started_idx ON purger.runs (entry, started_at DESC);
-CREATE INDEX IF NOT EXISTS runs_running_idx ON purger.runs (entry) WHERE status = 'running';
-CREATE INDEX IF NOT EXISTS runs_started_idx ON purger.runs (started_at);
-
-CREATE TABLE IF NOT EXISTS purger.bin_kinds (
-  kind text PRIMARY KEY,
-  entry text NOT NULL,
-  handler text NOT NULL,
-  registered_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE IF NOT EXISTS purger.bin (
-  id bigserial PRIMARY KEY,
-  kind text NOT NULL,
-  payload jsonb NOT NULL,
-  status text NOT NULL DEFAULT 'pending',
-  attempts integer NOT NULL DEFAULT 0,
-  max_attempts integer NOT NULL DEFAULT 10,
-  last_error text,
-  checkpoint jsonb,
-  processed bigint NOT NULL DEFAULT 0,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  finished_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS bin_open_idx ON purger.bin (kind, created_at) WHERE status IN ('pending', 'failed');
-CREATE INDEX IF NOT EXISTS bin_finished_idx ON purger.bin (finished_at) WHERE finished_at IS NOT NULL;
-
-CREATE TABLE IF NOT EXISTS purger.processes (
-  id text PRIMARY KEY,
-  host text NOT NULL,
-  pid integer NOT NULL,
-  concurrency integer NOT NULL,
-  worker_ids text[] NOT NULL DEFAULT '{}',
-  started_at timestamptz NOT NULL DEFAULT now(),
-  heartbeat_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE IF NOT EXISTS purger.entries (
-  id text PRIMARY KEY,
-  paused boolean NOT NULL DEFAULT false,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-
--- run: what decided a run (resumed only while it matches) and whether its guard passed.
-ALTER TABLE purger.runs ADD COLUMN IF NOT EXISTS fingerprint jsonb;
-ALTER TABLE purger.runs ADD COLUMN IF NOT EXISTS guard_passed_at timestamptz;
--- bin workers: the handler holding an item, items parked for a kind no live worker knows, what each process knows and its pid namespace
-ALTER TABLE purger.bin ADD COLUMN IF NOT EXISTS claimed_by text;
-ALTER TABLE purger.bin ADD COLUMN IF NOT EXISTS parked_at timestamptz;
-CREATE INDEX IF NOT EXISTS bin_parked_idx ON purger.bin (kind) WHERE parked_at IS NOT NULL;
-ALTER TABLE purger.processes ADD COLUMN IF NOT EXISTS kinds text[];
-ALTER TABLE purger.processes ADD COLUMN IF NOT EXISTS pid_namespace text;
 `;
 
 /** Maximum size of a bin payload, in bytes of its JSON text. */
@@ -136,28 +102,120 @@ export interface MigrateOptions {
   kinds?: { kind: string; entry: string; handler: string }[];
 }
 
-/** Install or update purger's schema and graphile-worker's, and register the config's bin kinds. */
-export async function migrate(pool: pg.Pool, options: MigrateOptions): Promise<void> {
+export interface MigrateResult {
+  /** The database's schema version before (0: none recorded — a new database, or one of release 0.1.0). */
+  from: number;
+  /** Its version now: the newest migration this code knows. */
+  to: number;
+  /** Versions applied by this call, in order; empty when another process had applied them or none were due. */
+  applied: number[];
+}
+
+/**
+ * Bring purger's schema and graphile-worker's up to date and register the
+ * config's bin kinds. Refuses (a DATABASE error) a database whose schema is
+ * newer than this code knows.
+ */
+export async function migrate(pool: pg.Pool, options: MigrateOptions): Promise<MigrateResult> {
+  // Refuse a newer schema before changing anything, graphile-worker's schema included.
+  refuseNewer(await readVersion(pool));
   await runMigrations({ pgPool: pool, schema: options.workerSchema, logger: quietGraphileLogger });
   const client = await pool.connect();
   try {
-    await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [MIGRATION_LOCK]);
-    await client.query(SCHEMA_SQL);
-    await client.query(enqueueFunctionSql(options.workerSchema));
-    for (const { kind, entry, handler } of options.kinds ?? []) {
-      await client.query(
-        `INSERT INTO purger.bin_kinds (kind, entry, handler) VALUES ($1, $2, $3)
-         ON CONFLICT (kind) DO UPDATE SET entry = excluded.entry, handler = excluded.handler, registered_at = now()`,
-        [kind, entry, handler],
-      );
+    // A session lock, not a transaction's: each migration commits on its own, so
+    // an upgrade that fails half-way keeps (and records) the migrations before it.
+    await client.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [MIGRATION_LOCK]);
+    await client.query(BOOTSTRAP_SQL);
+    // Read again under the lock: a replica may have migrated since the check above.
+    const from = await readVersion(client);
+    refuseNewer(from);
+    const applied: number[] = [];
+    for (const migration of migrations) {
+      if (migration.version <= from) continue;
+      await inTransaction(client, async () => {
+        await client.query(migration.sql);
+        await client.query("INSERT INTO purger.migrations (version, name) VALUES ($1, $2)", [migration.version, migration.name]);
+      }).catch((error: unknown) => {
+        throw new PurgerError(
+          "DATABASE",
+          `purger's schema migration ${migration.version} ("${migration.name}") failed: ${(error as Error).message}`,
+          {
+            hint: "That migration was rolled back whole; the ones before it are applied and recorded in purger.migrations. Fix the cause and run any purger command again to resume the upgrade.",
+            cause: error,
+          },
+        );
+      });
+      applied.push(migration.version);
     }
+    await inTransaction(client, async () => {
+      await client.query(enqueueFunctionSql(options.workerSchema));
+      for (const { kind, entry, handler } of options.kinds ?? []) {
+        await client.query(
+          `INSERT INTO purger.bin_kinds (kind, entry, handler) VALUES ($1, $2, $3)
+           ON CONFLICT (kind) DO UPDATE SET entry = excluded.entry, handler = excluded.handler, registered_at = now()`,
+          [kind, entry, handler],
+        );
+      }
+    });
+    await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [MIGRATION_LOCK]);
+    client.release();
+    return { from, to: latestVersion(), applied };
+  } catch (error) {
+    // Closing the session is what surely frees its lock, whatever state the connection is in.
+    client.release(true);
+    throw error;
+  }
+}
+
+export interface SchemaVersion {
+  /** The newest migration recorded in the database; 0 when none is. */
+  version: number;
+  /** The newest migration this code knows. */
+  latest: number;
+  /** `version === latest`: nothing to apply, nothing unknown. */
+  upToDate: boolean;
+}
+
+/** The database's schema version against this code's, read-only (for a readiness check, `purger status`). */
+export async function schemaVersion(pool: pg.Pool): Promise<SchemaVersion> {
+  const version = await readVersion(pool);
+  const latest = latestVersion();
+  return { version, latest, upToDate: version === latest };
+}
+
+type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
+
+async function readVersion(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ present: boolean }>("SELECT to_regclass('purger.migrations') IS NOT NULL AS present");
+  if (!rows[0]?.present) return 0;
+  const result = await db.query<{ version: number | null }>("SELECT max(version) AS version FROM purger.migrations");
+  return result.rows[0]?.version ?? 0;
+}
+
+function refuseNewer(version: number): void {
+  const known = migrations.at(-1);
+  if (known === undefined || version <= known.version) return;
+  throw new PurgerError(
+    "DATABASE",
+    `the database's purger schema is at version ${version}, newer than this purger knows (up to ${known.version}, "${known.name}"): a newer release of purger upgraded it`,
+    {
+      hint: "Run that release or a newer one against this database (upgrade purger where this command runs); an older purger could misread or damage data it does not know. Nothing was changed.",
+    },
+  );
+}
+
+function latestVersion(): number {
+  return migrations.at(-1)?.version ?? 0;
+}
+
+async function inTransaction(client: pg.PoolClient, work: () => Promise<void>): Promise<void> {
+  await client.query("BEGIN");
+  try {
+    await work();
     await client.query("COMMIT");
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     throw error;
-  } finally {
-    client.release();
   }
 }
 
