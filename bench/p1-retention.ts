@@ -19,9 +19,9 @@
  */
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { createPool, startEmbeddedPostgres, type AnyPlugin } from "../packages/core/src/index.js";
-import { runPlugin } from "../packages/core/src/testing.js";
-import retention from "../packages/plugin-retention/src/index.js";
+import { createPool, startEmbeddedPostgres, type AnyPlugin } from "@purger/core/host";
+import { runPlugin } from "@purger/core/testing";
+import retention from "@purger/plugin-retention";
 
 const ROWS = Number(process.env.P1_ROWS ?? 1_000_000);
 const REPEAT = Number(process.env.P1_REPEAT ?? 3);

@@ -39,9 +39,9 @@ import {
   startEmbeddedPostgres,
   startWorker,
   type PurgerConfig,
-} from "../packages/core/src/index.js";
-import { testEntry } from "../packages/core/src/testing.js";
-import blob, { startS3Server } from "../packages/plugin-blob/src/index.js";
+} from "@purger/core/host";
+import { testEntry } from "@purger/core/testing";
+import blob, { startS3Server } from "@purger/plugin-blob";
 
 // The AWS SDK is a dependency of the plugin, not of the repository root: load the plugin's copy.
 type Sdk = typeof import("../packages/plugin-blob/node_modules/@aws-sdk/client-s3/dist-types/index.js");

@@ -26,8 +26,8 @@ import {
   startEmbeddedPostgres,
   startWorker,
   type PurgerConfig,
-} from "../packages/core/src/index.js";
-import { testEntry } from "../packages/core/src/testing.js";
+} from "@purger/core/host";
+import { testEntry } from "@purger/core/testing";
 
 const ITEMS = Number(process.env.P4_ITEMS ?? 200);
 const GAP_MS = Number(process.env.P4_GAP_MS ?? 25);

@@ -28,9 +28,9 @@ import {
   startWorker,
   type EntryConfig,
   type PurgerConfig,
-} from "../packages/core/src/index.js";
-import { testEntry } from "../packages/core/src/testing.js";
-import retention from "../packages/plugin-retention/src/index.js";
+} from "@purger/core/host";
+import { testEntry } from "@purger/core/testing";
+import retention from "@purger/plugin-retention";
 
 const QUICK = process.argv.includes("--quick") || process.env.P4B_QUICK === "1";
 const RATE = Number(process.env.P4B_RATE ?? 500);

@@ -23,7 +23,7 @@ import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { createPool, loadConfig, requestRun, startEmbeddedPostgres, type PurgerConfig } from "../packages/core/src/index.js";
+import { createPool, loadConfig, requestRun, startEmbeddedPostgres, type PurgerConfig } from "@purger/core/host";
 import {
   configText,
   idSpan,

@@ -11,9 +11,9 @@
  *   P6_RUNS=100 PURGER_BENCH_PG_URL=postgres://… pnpm exec tsx bench/p6-overhead.ts
  */
 import { fileURLToPath } from "node:url";
-import { createPool, definePlugin, migrate, runEntry, startEmbeddedPostgres, type AnyPlugin } from "../packages/core/src/index.js";
-import { testEntry } from "../packages/core/src/testing.js";
-import retention from "../packages/plugin-retention/src/index.js";
+import { createPool, definePlugin, migrate, runEntry, startEmbeddedPostgres, type AnyPlugin } from "@purger/core/host";
+import { testEntry } from "@purger/core/testing";
+import retention from "@purger/plugin-retention";
 
 const RUNS = Number(process.env.P6_RUNS ?? 300);
 const WARMUP = 20;

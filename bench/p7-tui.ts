@@ -27,7 +27,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { createPool, startEmbeddedPostgres } from "../packages/core/src/index.js";
+import { createPool, startEmbeddedPostgres } from "@purger/core/host";
 
 const ROWS = Number(process.env.P7_ROWS ?? 1_000_000);
 const REPEAT = Number(process.env.P7_REPEAT ?? 5);

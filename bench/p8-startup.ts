@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createPool, startEmbeddedPostgres } from "@purger/core";
+import { createPool, startEmbeddedPostgres } from "@purger/core/host";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const work = join(repo, ".bench/p8");

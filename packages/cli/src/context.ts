@@ -3,7 +3,7 @@
  * from the CLI's own dependencies), the logger and the output channel.
  */
 import { fileURLToPath } from "node:url";
-import { loadConfig, PurgerError, type Logger, type PurgerConfig, type EntryConfig } from "@purger/core";
+import { loadConfig, PurgerError, type Logger, type PurgerConfig, type EntryConfig } from "@purger/core/host";
 
 export interface Io {
   /** Write to stdout (results, tables, `--json`). */

@@ -17,7 +17,7 @@ import {
   workerConnections,
   type Logger,
   type PurgerConfig,
-} from "@purger/core";
+} from "@purger/core/host";
 
 export interface Database {
   pool: pg.Pool;

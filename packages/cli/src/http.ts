@@ -14,7 +14,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type pg from "pg";
-import { binKinds, clusterStatus, enqueue, isPurgerError, PurgerError, type Logger, type PurgerConfig } from "@purger/core";
+import { binKinds, clusterStatus, enqueue, isPurgerError, PurgerError, type Logger, type PurgerConfig } from "@purger/core/host";
 
 /** How much a client may ask of the endpoint; `http.maxConnections` comes from purger.yaml, the rest are fixed. */
 export interface AdminLimits {

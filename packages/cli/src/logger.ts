@@ -6,7 +6,7 @@ import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, mkdt
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import type { Logger } from "@purger/core";
+import type { Logger } from "@purger/core/host";
 
 export function createLogger(options: { level?: string; destination?: string | number } = {}): Logger & pino.Logger {
   const level = options.level ?? process.env.PURGER_LOG_LEVEL ?? "info";

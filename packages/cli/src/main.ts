@@ -5,7 +5,7 @@
  * nor the engine.
  */
 import { Command, CommanderError, Option } from "commander";
-import { exitCodeOf, isPurgerError, PurgerError } from "@purger/core";
+import { exitCodeOf, isPurgerError, PurgerError } from "@purger/core/host";
 import type { Io } from "./context.js";
 import { cliVersion } from "./version.js";
 

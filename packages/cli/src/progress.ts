@@ -3,7 +3,7 @@
  * as pino lines on stderr, every few seconds per running entry, plus one line
  * per run start and finish.
  */
-import type { Logger, PurgerEventEmitter } from "@purger/core";
+import type { Logger, PurgerEventEmitter } from "@purger/core/host";
 
 interface Running {
   entry: string;

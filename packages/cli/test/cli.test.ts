@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../../core/src/db/test-database.js";
+import { createTestDatabase, type TestDatabase } from "@purger/core/testing";
 import {
   configText,
   NOTES_PLUGIN,

@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { quoteIdent, resolveConfig, type Logger } from "@purger/core";
+import { quoteIdent, resolveConfig, type Logger } from "@purger/core/host";
 import { createTestDatabase } from "@purger/core/testing";
 import { connectDatabase } from "../src/database.js";
 

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { binKinds, loadConfig, migrate, silentLogger, type PurgerConfig } from "@purger/core";
+import { binKinds, loadConfig, migrate, silentLogger, type PurgerConfig } from "@purger/core/host";
 import { createTestDatabase } from "@purger/core/testing";
 import { startAdminServer, type AdminServer } from "../src/http.js";
 

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../../core/src/db/test-database.js";
+import { createTestDatabase, type TestDatabase } from "@purger/core/testing";
 import { configText, idSpan, normalize, purger, retentionEntry, runRows, seedTable, tempDir, writeConfig } from "./helpers.js";
 
 let db: TestDatabase;

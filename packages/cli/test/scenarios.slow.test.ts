@@ -8,8 +8,8 @@ import { chmodSync, existsSync, mkdirSync, readlinkSync, rmSync, statSync } from
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, describe, expect, it, onTestFailed } from "vitest";
-import { createPool, startEmbeddedPostgres } from "../../core/src/index.js";
-import { createTestDatabase } from "../../core/src/db/test-database.js";
+import { createPool, startEmbeddedPostgres } from "@purger/core/host";
+import { createTestDatabase } from "@purger/core/testing";
 import {
   configText,
   idSpan,

@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import type pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../../core/src/db/test-database.js";
+import { createTestDatabase, type TestDatabase } from "@purger/core/testing";
 import {
   configText,
   NOTES_PLUGIN,

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, render } from "ink-testing-library";
-import { PurgerEventEmitter, resolveConfig } from "@purger/core";
+import { PurgerEventEmitter, resolveConfig } from "@purger/core/host";
 import { createTestDatabase, type TestDatabase } from "@purger/core/testing";
 import { connectDatabase } from "../src/database.js";
 import { App } from "../src/ui/App.js";

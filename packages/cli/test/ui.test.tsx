@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanup, render } from "ink-testing-library";
-import { PurgerEventEmitter, type ClusterStatus, type RunRecord } from "@purger/core";
+import { PurgerEventEmitter, type ClusterStatus, type RunRecord } from "@purger/core/host";
 import { App } from "../src/ui/App.js";
 import { TuiStore, type TuiMode, type TuiStoreOptions } from "../src/ui/tui-store.js";
 

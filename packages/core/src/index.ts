@@ -1,6 +1,11 @@
 /**
- * @purger/core — the public API. Plugins, the CLI and third parties import
- * only from here (and `@purger/core/testing`).
+ * @purger/core — the plugin SDK: what a plugin (first party or third party)
+ * and a web server that puts deletions into the bin import. Stable within a
+ * minor release.
+ *
+ * Other audiences have their own entry points: `@purger/core/testing` (the
+ * testkit), `@purger/core/testing/setup` (its vitest global setup) and
+ * `@purger/core/host` (the engine the purger CLI drives; unstable).
  */
 export { definePlugin, defineBinHandler } from "./plugin.js";
 export type {
@@ -21,34 +26,18 @@ export type {
 } from "./plugin.js";
 export { PurgerError, exitCodeOf, isPurgerError } from "./errors.js";
 export type { PurgerErrorCode, PurgerErrorOptions } from "./errors.js";
-export { redactSecretsIn, redactUrl } from "./redact.js";
+export { redactUrl } from "./redact.js";
 export { silentLogger } from "./log.js";
 export type { Logger } from "./log.js";
-export { PurgerEventEmitter } from "./events.js";
 export type * from "./events.js";
 export type * from "./config/types.js";
-export * from "./config/index.js";
+export { defineConfig } from "./config/load.js";
+export type { PurgerConfigInput, EntryInput, DefaultsInput, GuardInput } from "./config/schema.js";
+export { parseDuration, formatDuration, DURATION_PATTERN } from "./config/durations.js";
+export { didYouMean } from "./config/errors.js";
 export { parseQualifiedName, quoteIdent, quoteQualified } from "./db/quote.js";
 export { assertUniqueKey } from "./db/unique-key.js";
 export type { UniqueKeyCheck } from "./db/unique-key.js";
-export { createPool } from "./db/pool.js";
-export { connectionBudget, planWorkerConnections, workerConnections, type ConnectionBudget } from "./db/capacity.js";
-export { migrate, schemaVersion, type MigrateResult, type SchemaVersion } from "./db/migrations.js";
-export { startEmbeddedPostgres } from "./db/embedded.js";
-export { runEntry } from "./engine/run-entry.js";
-export type { RunEntryOptions, RunResult } from "./engine/run-entry.js";
-export type { DryRunMode, ResumableRun } from "./engine/run-entry.js";
-export { cancelRun } from "./engine/cancel.js";
-export type { CancelRunOptions } from "./engine/cancel.js";
-export { startWorker, requestRun } from "./engine/worker.js";
-export type { PurgerWorker, StartWorkerOptions } from "./engine/worker.js";
-export { binKinds, binDepth, dropBinItems, enqueue, listBinItems, retryBinItems, validatePayload } from "./engine/bin.js";
-export type { BinDepth, BinItem, BinKind } from "./engine/bin.js";
-export { listRuns, pruneRuns } from "./engine/runs.js";
-export type { RunRecord } from "./engine/runs.js";
-export { clusterStatus, listProcesses } from "./engine/status.js";
-export type { ClusterStatus, EntryStatus, ProcessInfo } from "./engine/status.js";
-export { cronItems, nextRunAt } from "./engine/schedule.js";
-export { checkEntry, estimateEntry } from "./engine/inspect.js";
-export type { InspectOptions } from "./engine/inspect.js";
+/** A web server's Node API to the bin (also `SELECT purger.enqueue(kind, payload)` from any language). */
+export { enqueue } from "./engine/bin.js";
 export type { JSONSchemaType } from "ajv";

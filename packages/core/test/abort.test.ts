@@ -4,7 +4,7 @@
  * the run stays resumable from its checkpoint and no attempt is spent.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, migrate, runEntry } from "../src/index.js";
+import { definePlugin, migrate, runEntry } from "../src/host.js";
 import { createTestDatabase, testEntry, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;

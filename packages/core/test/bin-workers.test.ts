@@ -20,7 +20,7 @@ import {
   type EntryConfig,
   type PurgerConfig,
   type PurgerWorker,
-} from "../src/index.js";
+} from "../src/host.js";
 import { createTestDatabase, testEntry, type TestDatabase } from "../src/testing.js";
 
 const poolNames = new WeakMap<object, string>();

@@ -22,7 +22,7 @@ import {
   type EntryConfig,
   type PurgerConfig,
   type PurgerWorker,
-} from "../src/index.js";
+} from "../src/host.js";
 import { createTestDatabase, testEntry, type TestDatabase } from "../src/testing.js";
 
 /** Which process (pool) handled an item: each worker of the R2 test has its own pool. */

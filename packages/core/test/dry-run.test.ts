@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, migrate, PurgerError, runEntry } from "../src/index.js";
+import { definePlugin, migrate, PurgerError, runEntry } from "../src/host.js";
 import { createTestDatabase, runPlugin, testEntry } from "../src/testing.js";
 
 interface Options {

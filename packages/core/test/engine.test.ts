@@ -16,8 +16,8 @@ import {
   listBinItems,
   migrate,
   runEntry,
-} from "../src/index.js";
-import type { PurgerConfig } from "../src/index.js";
+} from "../src/host.js";
+import type { PurgerConfig } from "../src/host.js";
 import { createTestDatabase, runPlugin, testEntry } from "../src/testing.js";
 
 interface Options {

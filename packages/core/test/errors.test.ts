@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, exitCodeOf, isPurgerError, PurgerError } from "../src/index.js";
+import { definePlugin, exitCodeOf, isPurgerError, PurgerError } from "../src/host.js";
 import { createTestDatabase, runBin, type TestDatabase } from "../src/testing.js";
 
 type ErrorsModule = typeof import("../src/errors.js");

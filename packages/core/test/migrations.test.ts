@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Logger as GraphileLogger, runMigrations } from "graphile-worker";
 import pg from "pg";
-import { migrate, PurgerError, schemaVersion } from "../src/index.js";
+import { migrate, PurgerError, schemaVersion } from "../src/host.js";
 import { migrations } from "../src/db/migrations.js";
 import { createTestDatabase, type TestDatabase } from "../src/testing.js";
 

@@ -4,7 +4,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPool } from "../src/index.js";
+import { createPool } from "../src/host.js";
 import { createTestDatabase, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;

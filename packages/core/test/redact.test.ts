@@ -1,6 +1,6 @@
 /** `redactUrl`: every secret-bearing form of a connection string or URL, as shown and logged. */
 import { describe, expect, test } from "vitest";
-import { redactSecretsIn, redactUrl } from "../src/index.js";
+import { redactSecretsIn, redactUrl } from "../src/host.js";
 
 describe("redactUrl", () => {
   test("hides the userinfo password, secret query parameters and the fragment; keeps settings and file paths", () => {

@@ -6,8 +6,8 @@
  */
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { cancelRun, definePlugin, migrate, PurgerEventEmitter, runEntry } from "../src/index.js";
-import type { EntryConfig, RunFinishEvent, RunStartEvent } from "../src/index.js";
+import { cancelRun, definePlugin, migrate, PurgerEventEmitter, runEntry } from "../src/host.js";
+import type { EntryConfig, RunFinishEvent, RunStartEvent } from "../src/host.js";
 import { createTestDatabase, runBin, runPlugin, testEntry } from "../src/testing.js";
 
 interface Options {

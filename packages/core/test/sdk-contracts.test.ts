@@ -3,7 +3,7 @@
  * real worker and bin: `release(state)` pairs with a `prepare` that succeeded.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin } from "../src/index.js";
+import { definePlugin } from "../src/host.js";
 import { createTestDatabase, runBin, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;

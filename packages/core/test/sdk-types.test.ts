@@ -4,7 +4,7 @@
  * checks the `@ts-expect-error` lines; vitest checks the runtime side).
  */
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { definePlugin, type BatchContext, type BatchResult, type JSONSchemaType, type PluginDefinition } from "../src/index.js";
+import { definePlugin, type BatchContext, type BatchResult, type JSONSchemaType, type PluginDefinition } from "../src/host.js";
 
 interface Options {
   table: string;

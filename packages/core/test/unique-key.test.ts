@@ -3,7 +3,7 @@
  * a valid, non-partial unique index on exactly those columns).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertUniqueKey, isPurgerError } from "../src/index.js";
+import { assertUniqueKey, isPurgerError } from "../src/host.js";
 import { createTestDatabase, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;

@@ -5,7 +5,7 @@
  * PostgreSQL, real s3rver.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { binKinds, enqueue } from "@purger/core";
+import { binKinds, enqueue } from "@purger/core/host";
 import { createTestDatabase, testEntry, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
 import { binWorker } from "./bin-worker.js";

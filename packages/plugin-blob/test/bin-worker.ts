@@ -13,7 +13,7 @@ import {
   type AnyPlugin,
   type PurgerConfig,
   type PurgerWorker,
-} from "@purger/core";
+} from "@purger/core/host";
 import { testEntry, type BinItem, type TestEntryOptions } from "@purger/core/testing";
 
 export interface BinWorker {

@@ -3,7 +3,7 @@
  * handler) against a real PostgreSQL and a real s3rver.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { binKinds, enqueue, migrate, PurgerEventEmitter } from "@purger/core";
+import { binKinds, enqueue, migrate, PurgerEventEmitter } from "@purger/core/host";
 import { createTestDatabase, runBin, testEntry, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
 import { binWorker } from "./bin-worker.js";

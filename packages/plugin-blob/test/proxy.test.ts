@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
-import { PurgerEventEmitter } from "@purger/core";
+import { PurgerEventEmitter } from "@purger/core/host";
 import { checkPlugin, createTestDatabase, runBin, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
 import { blobOptions, listKeys, putObjects, s3Client, seedObjects, spreadKeys, startTestS3, type TestS3 } from "./fixtures.js";

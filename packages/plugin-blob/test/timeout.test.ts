@@ -8,7 +8,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkEntry, PurgerEventEmitter } from "@purger/core";
+import { checkEntry, PurgerEventEmitter } from "@purger/core/host";
 import { createTestDatabase, runBin, testEntry, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
 import { blobOptions } from "./fixtures.js";

@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { binKinds, enqueue } from "@purger/core";
+import { binKinds, enqueue } from "@purger/core/host";
 import { checkPlugin, createTestDatabase, runBin, runPlugin, testEntry, type BinItem, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
 import { binWorker, captureLogger, type Line } from "./bin-worker.js";

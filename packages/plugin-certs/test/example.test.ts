@@ -8,7 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { binKinds, checkEntry, loadConfig, migrate, runEntry, startWorker } from "@purger/core";
+import { binKinds, checkEntry, loadConfig, migrate, runEntry, startWorker } from "@purger/core/host";
 import { createTestDatabase, type TestDatabase } from "@purger/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 

@@ -3,7 +3,7 @@
  * provisioning credentials that reference them, a revocations table (the
  * `table` revoker's target) and a third party's ledger.
  */
-import type { Logger } from "@purger/core";
+import type { Logger } from "@purger/core/host";
 import type pg from "pg";
 
 let sequence = 0;

@@ -1,4 +1,4 @@
-import { PurgerEventEmitter } from "@purger/core";
+import { PurgerEventEmitter } from "@purger/core/host";
 import { checkPlugin, createTestDatabase, runPlugin, type RunResult } from "@purger/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import certs from "../src/index.js";

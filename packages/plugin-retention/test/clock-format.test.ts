@@ -4,7 +4,7 @@
  * read as milliseconds and the like would delete rows that are not old.
  */
 import { describe, expect, it } from "vitest";
-import { checkEntry } from "@purger/core";
+import { checkEntry } from "@purger/core/host";
 import { testEntry } from "@purger/core/testing";
 import retention from "../src/index.js";
 import { column, NOW, run, useDatabase } from "./fixtures.js";

@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { checkEntry, loadConfig, migrate, runEntry } from "@purger/core";
+import { checkEntry, loadConfig, migrate, runEntry } from "@purger/core/host";
 import { useDatabase } from "./fixtures.js";
 
 const example = (file: string) => fileURLToPath(new URL(`../../../examples/retention/${file}`, import.meta.url));

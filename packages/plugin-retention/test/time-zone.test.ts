@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
-import { checkEntry, silentLogger } from "@purger/core";
+import { checkEntry, silentLogger } from "@purger/core/host";
 import { createTestDatabase, testEntry, type TestDatabase } from "@purger/core/testing";
 import retention, { type RetentionOptions } from "../src/index.js";
 import { bind } from "../src/sql.js";

@@ -1,5 +1,5 @@
 /** `purger bin list|retry|drop [ids…]`: see and act on the bin's items (failed ones above all). */
-import { dropBinItems, listBinItems, PurgerError, retryBinItems, type BinItem } from "@purger/core";
+import { dropBinItems, listBinItems, PurgerError, retryBinItems, type BinItem } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 

@@ -8,7 +8,7 @@
  * work was left, 130 stopped by the user.
  */
 import { hostname } from "node:os";
-import { PurgerError, PurgerEventEmitter } from "@purger/core";
+import { PurgerError, PurgerEventEmitter } from "@purger/core/host";
 import { onShutdownSignal, type Io } from "../context.js";
 import { runDemo, type DemoSummary } from "../demo/run-demo.js";
 import { demoSummaryJson, formatDemoSummary } from "../demo/summary.js";

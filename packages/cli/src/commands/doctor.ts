@@ -1,5 +1,5 @@
 /** `purger doctor`: config, then per entry: targets exist, indexes, permissions, reachability. Exit 1 when an error is found. */
-import { checkEntry, type Diagnostic } from "@purger/core";
+import { checkEntry, type Diagnostic } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 

@@ -1,5 +1,5 @@
 /** `purger enqueue <kind> <json>`: put an item in the bin (validated against the handler's schema first). */
-import { binKinds, enqueue, PurgerError, type BinKind } from "@purger/core";
+import { binKinds, enqueue, PurgerError, type BinKind } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 

@@ -1,7 +1,7 @@
 /** `purger init`: write a starter purger.yaml (never over an existing file unless --force). */
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PurgerError } from "@purger/core";
+import { PurgerError } from "@purger/core/host";
 import type { Io } from "../context.js";
 
 export const STARTER = `# purger.yaml — see \`purger schema\` for every key.

@@ -4,7 +4,7 @@
  * 130 interrupted.
  */
 import { hostname } from "node:os";
-import { PurgerEventEmitter, runEntry, type RunResult } from "@purger/core";
+import { PurgerEventEmitter, runEntry, type RunResult } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { findEntry, loadCliConfig, onShutdownSignal, type ConfigFlags, type Io } from "../context.js";
 import { reportProgress } from "../progress.js";

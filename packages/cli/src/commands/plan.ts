@@ -1,5 +1,5 @@
 /** `purger plan`: every entry with plugin, target, retention, schedule, next run and backlog. */
-import { estimateEntry, formatDuration, nextRunAt, type Schedule } from "@purger/core";
+import { estimateEntry, formatDuration, nextRunAt, type Schedule } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 import { formatTable } from "../format.js";

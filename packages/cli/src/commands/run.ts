@@ -2,7 +2,7 @@
  * `purger run`: the service. Worker, schedules and bin until SIGTERM/SIGINT,
  * then a graceful drain within `worker.shutdownTimeout` (exit 0).
  */
-import { PurgerEventEmitter, startWorker, type Logger, type PurgerConfig } from "@purger/core";
+import { PurgerEventEmitter, startWorker, type Logger, type PurgerConfig } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { loadCliConfig, onShutdownSignal, type ConfigFlags, type Io } from "../context.js";
 import { reportProgress } from "../progress.js";

@@ -3,7 +3,7 @@
  * ended, or its process died) so that it is never resumed; the next run starts
  * afresh with a new cutoff and the guard. Takes the entry's lock like a run.
  */
-import { cancelRun } from "@purger/core";
+import { cancelRun } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { findEntry, loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 

@@ -1,5 +1,5 @@
 /** `purger schema`: the JSON Schema of the whole purger.yaml (with the plugins' options when a config is found). */
-import { purgerJsonSchema, type AnyPlugin } from "@purger/core";
+import { purgerJsonSchema, type AnyPlugin } from "@purger/core/host";
 import type { Io } from "../context.js";
 
 /**

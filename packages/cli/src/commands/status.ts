@@ -1,5 +1,5 @@
 /** `purger status [--json]`: runs, bin depth, failures and live processes, read from the database. */
-import { clusterStatus, type ClusterStatus } from "@purger/core";
+import { clusterStatus, type ClusterStatus } from "@purger/core/host";
 import { connectDatabase } from "../database.js";
 import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 import { formatAge, formatTable } from "../format.js";

@@ -1,5 +1,5 @@
 /** `purger validate`: check purger.yaml (syntax, schema, plugins, options) without touching any database. */
-import { formatDuration } from "@purger/core";
+import { formatDuration } from "@purger/core/host";
 import { loadCliConfig, type ConfigFlags, type Io } from "../context.js";
 
 export async function validateCommand(flags: ConfigFlags & { json?: boolean }, io: Io): Promise<number> {

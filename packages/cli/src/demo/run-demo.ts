@@ -24,7 +24,7 @@ import {
   type Logger,
   type PurgerConfig,
   type PurgerEventEmitter,
-} from "@purger/core";
+} from "@purger/core/host";
 import { cliPackageDir } from "../context.js";
 import { connectDatabase, type Database } from "../database.js";
 import { DEMO_DATABASE_URL_VAR, DEMO_PARTS, demoConfigYaml, type DemoPart } from "./config.js";

@@ -4,7 +4,7 @@
  * last piece of work that processed something (the every-5-seconds runs that
  * find nothing to do do not stretch it).
  */
-import type { PurgerEventEmitter } from "@purger/core";
+import type { PurgerEventEmitter } from "@purger/core/host";
 import { shortPluginName } from "../ui/format.js";
 
 export interface DemoEntryResult {

@@ -18,7 +18,7 @@ import {
   type EntryConfig,
   type Logger,
   type PurgerEventEmitter,
-} from "@purger/core";
+} from "@purger/core/host";
 import { createLogger, openLogFile } from "../logger.js";
 import { loadTui } from "./load.js";
 import type { MountedTui } from "./tui.js";

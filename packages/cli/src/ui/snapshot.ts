@@ -4,7 +4,7 @@
  * rules that let unchanged parts keep their object from one snapshot to the
  * next (memoised components skip them).
  */
-import type { BinDepth, RunRecord, RunStatus } from "@purger/core";
+import type { BinDepth, RunRecord, RunStatus } from "@purger/core/host";
 
 export type TuiMode = "once" | "run" | "demo";
 

@@ -9,7 +9,7 @@
  * panel, quitting), so the key handling is tested without a terminal.
  */
 import { hostname } from "node:os";
-import type { BinDepth, ClusterStatus, PurgerEventEmitter, RunRecord, RunStatus } from "@purger/core";
+import type { BinDepth, ClusterStatus, PurgerEventEmitter, RunRecord, RunStatus } from "@purger/core/host";
 import { smooth, type RateMark } from "./rate.js";
 import {
   sameEntry,
