@@ -1,10 +1,5 @@
 import pg from "pg";
-
-// bigint (count(*), bigserial ids) arrives as text by default; our counts fit in a double.
-pg.types.setTypeParser(20, (value) => {
-  const n = Number(value);
-  return Number.isSafeInteger(n) ? n : value;
-});
+import "./pg-types.js";
 
 export interface PoolOptions {
   url: string;

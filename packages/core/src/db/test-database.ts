@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import "./pg-types.js";
 import { PurgerError } from "../errors.js";
 import { quoteIdent } from "./quote.js";
 
