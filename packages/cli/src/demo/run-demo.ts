@@ -16,6 +16,7 @@ import {
   binDepth,
   estimateEntry,
   loadConfig,
+  PurgerError,
   quoteIdent,
   redactUrl,
   startEmbeddedPostgres,
@@ -86,12 +87,13 @@ export async function runDemo(options: DemoOptions, hooks: DemoHooks = {}): Prom
   const cleanups: Array<() => Promise<void>> = [];
   try {
     // The S3 server first: its endpoint goes into the config, and the config names the UI's entries.
-    const blob = await loadBlobPlugin();
+    const startS3Server = await loadS3Server();
+    const blob = startS3Server !== null;
     let s3Endpoint = "http://127.0.0.1:1";
     let s3Dir = "";
-    if (blob) {
+    if (startS3Server) {
       s3Dir = await mkdtemp(join(tmpdir(), "purger-demo-s3-"));
-      const server = await blob.startS3Server({ dir: s3Dir, buckets: [DEMO_BUCKET] });
+      const server = await startS3Server({ dir: s3Dir, buckets: [DEMO_BUCKET] });
       const dirToRemove = s3Dir;
       cleanups.push(async () => {
         await server.stop();
@@ -107,7 +109,7 @@ export async function runDemo(options: DemoOptions, hooks: DemoHooks = {}): Prom
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       });
     }
-    const parts = await availableParts(blob !== null);
+    const parts = await availableParts(blob);
     const file = join(dir, "purger.yaml");
     await writeFile(file, demoConfigYaml({ s3Endpoint, bucket: DEMO_BUCKET }, parts));
     // Validated like a user's file. The database's URL is known once the server runs; the UI opens before.
@@ -319,22 +321,33 @@ async function recreateDatabase(serverUrl: string, name: string): Promise<string
   return url.toString();
 }
 
-interface BlobModule {
-  startS3Server(options: { dir: string; port?: number; buckets?: string[] }): Promise<{
-    endpoint: string;
-    credentials: { accessKeyId: string; secretAccessKey: string };
-    stop(): Promise<void>;
-  }>;
+type StartS3Server = (typeof import("@purger/plugin-blob/testing"))["startS3Server"];
+
+/**
+ * The in-process S3 server of the blob plugin's testing entry, loaded only
+ * here: it needs s3rver, the CLI's optional dependency, which a production
+ * install (`--omit=optional`) leaves out. Null when the blob plugin is not in
+ * the tree (the demo goes on without it).
+ */
+async function loadS3Server(): Promise<StartS3Server | null> {
+  try {
+    return (await import("@purger/plugin-blob/testing")).startS3Server;
+  } catch (error) {
+    if (isMissingPackage(error, "s3rver")) {
+      throw new PurgerError(
+        "PLUGIN",
+        "the demo's in-process S3 server needs s3rver, an optional dependency of @purger/cli that is not installed (npm install --omit=optional leaves it out)",
+        { hint: "npm install s3rver", cause: error },
+      );
+    }
+    if (isMissingPackage(error, "@purger/plugin-blob")) return null;
+    throw error;
+  }
 }
 
-/** The blob plugin and its in-process S3 server, when the plugin is in the tree. */
-async function loadBlobPlugin(): Promise<BlobModule | null> {
-  try {
-    const module = (await import("@purger/plugin-blob")) as Partial<BlobModule>;
-    return typeof module.startS3Server === "function" ? (module as BlobModule) : null;
-  } catch {
-    return null;
-  }
+function isMissingPackage(error: unknown, name: string): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return e?.code === "ERR_MODULE_NOT_FOUND" && typeof e.message === "string" && e.message.includes(`'${name}'`);
 }
 
 /** The parts whose plugin loads (a plugin not in the tree, or not finished, is left out). */

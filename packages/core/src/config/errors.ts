@@ -22,6 +22,8 @@ export interface ConfigProblem {
   subject?: string;
   /** "PLUGIN" when a plugin could not be loaded or has an invalid shape. */
   code?: "CONFIG" | "PLUGIN";
+  /** The remedy the loader gave for this problem (a TypeScript plugin, a package not installed…). */
+  hint?: string;
 }
 
 /** A problem found by a schema, before it is given a position. */
@@ -340,6 +342,9 @@ function hintFor(problems: ConfigProblem[]): string {
   if (problems.every((problem) => problem.message.startsWith("environment variable "))) {
     return "set the environment variables, or give defaults: ${NAME:-value}";
   }
+  // The loader's own remedies are more precise than any generic one, when every problem has one.
+  const own = [...new Set(problems.map((problem) => problem.hint))];
+  if (problems.length > 0 && own.every((hint) => hint !== undefined)) return own.join("; ");
   if (problems.some((problem) => problem.code === "PLUGIN")) {
     return "`use:` takes an installed package name (install it next to purger.yaml) or a ./relative path to a module whose default export is definePlugin(...)";
   }

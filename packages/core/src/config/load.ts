@@ -21,6 +21,7 @@ import { searchDirectories } from "./search.js";
 import { objectSource, readYamlSource, type ConfigSource, type ReadOptions } from "./source.js";
 import { untrustedReason } from "./trust.js";
 import type { PurgerConfig } from "./types.js";
+import { TSX_WAY_OUT, typeScriptRefusal } from "./typescript.js";
 
 export interface LoadConfigOptions {
   /** `--config FILE` (relative to `cwd`); absent → search. */
@@ -206,6 +207,14 @@ function readError(file: string, cwd: string, error: unknown): PurgerError {
   if (code === "ENOENT") {
     return new PurgerError("CONFIG", `cannot read ${displayName(file, cwd)}: no such file`, {
       hint: "check the path given to --config",
+      cause: error,
+      details: { file },
+    });
+  }
+  const refusal = typeScriptRefusal(file, error);
+  if (refusal !== null) {
+    return new PurgerError("CONFIG", `cannot load ${displayName(file, cwd)}: ${refusal}`, {
+      hint: `write purger.yaml or purger.config.js instead; or ${TSX_WAY_OUT}`,
       cause: error,
       details: { file },
     });

@@ -8,7 +8,8 @@
  * parent's node_modules. A `node_modules` in a directory others can write to
  * is passed over (see trust.ts). Packages resolve the way `import` does
  * (their `exports` with the "import" condition), and the module is loaded
- * with dynamic `import()` (TypeScript works under tsx).
+ * with dynamic `import()`: TypeScript only where a loader is registered
+ * (tsx), otherwise a clear error (typescript.ts).
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -20,6 +21,7 @@ import type { AnyPlugin } from "../plugin.js";
 import { describeValue } from "./errors.js";
 import { createAjv } from "./schema.js";
 import { untrustedReason } from "./trust.js";
+import { TSX_WAY_OUT, typeScriptRefusal } from "./typescript.js";
 
 export interface ResolvePluginOptions {
   /** Directory of the configuration file. */
@@ -83,6 +85,14 @@ export async function loadPlugin(use: string, options: ResolvePluginOptions): Pr
   try {
     module = await import(pathToFileURL(file).href);
   } catch (error) {
+    const refusal = typeScriptRefusal(file, error);
+    if (refusal !== null) {
+      throw new PurgerError("PLUGIN", `cannot load ${JSON.stringify(use)} (${file}): ${refusal}`, {
+        hint: `build the plugin to JavaScript (tsc) and point \`use:\` at the .js file or its package; or ${TSX_WAY_OUT}`,
+        cause: error,
+        details: { use, file },
+      });
+    }
     const message = error instanceof Error ? error.message : String(error);
     throw new PurgerError("PLUGIN", `cannot load ${JSON.stringify(use)} (${file}): ${message}`, {
       hint: "the module failed while loading; run it on its own (node/tsx) to see the full error",

@@ -7,6 +7,7 @@
 import type { AnyPlugin } from "../plugin.js";
 import { ConfigChecks, isObject, messageOf } from "./checks.js";
 import { parseDuration } from "./durations.js";
+import { isPurgerError } from "../errors.js";
 import { ajvProblems, didYouMean, type PathProblem, type PathSegment } from "./errors.js";
 import { validateInterpolated } from "./interpolate.js";
 import { ENTRY_DEFAULTS, MAX_TIMEOUT, resolveEntry, type EntryDefaults } from "./resolve-entry.js";
@@ -203,7 +204,8 @@ async function loadEntryPlugin(
       ...(options.resolvePaths ? { resolvePaths: options.resolvePaths } : {}),
     });
   } catch (error) {
-    checks.add(at, messageOf(error), "value", { subject, code: "PLUGIN" });
+    const hint = isPurgerError(error) ? error.hint : undefined;
+    checks.add(at, messageOf(error), "value", { subject, code: "PLUGIN", ...(hint ? { hint } : {}) });
     return undefined;
   }
 }
