@@ -1,7 +1,8 @@
 /**
  * `@purger/core/testing`: run a plugin against a real PostgreSQL in a few
  * lines of a vitest test, through the real engine (transactions, checkpoints,
- * guards, dry runs) — no mocks.
+ * guards, dry runs) — no mocks. Each helper's entry is resolved as purger.yaml's
+ * is, so a test meets the errors and defaults a user meets (docs/plugins.md, section 7).
  *
  * ```ts
  * const db = await createTestDatabase();
