@@ -1,7 +1,8 @@
 /**
  * `@purger/core/testing`: run a plugin against a real PostgreSQL in a few
  * lines of a vitest test, through the real engine (transactions, checkpoints,
- * guards, dry runs) — no mocks.
+ * guards, dry runs) — no mocks. Each helper's entry is resolved as purger.yaml's
+ * is, so a test meets the errors and defaults a user meets (docs/plugins.md, section 7).
  *
  * ```ts
  * const db = await createTestDatabase();
@@ -10,36 +11,38 @@
  * ```
  */
 import type pg from "pg";
-import type { EntryConfig, Guard, PurgerConfig } from "./config/types.js";
-import { parseDuration } from "./config/durations.js";
-import { optionsValidator } from "./config/resolve-plugin.js";
+import type { EntryConfig, PurgerConfig } from "./config/types.js";
+import type { EntryInput, GuardInput } from "./config/schema.js";
+import { resolveInlineConfig } from "./config/load.js";
 import { migrate } from "./db/migrations.js";
 import { PurgerError } from "./errors.js";
 import { PurgerEventEmitter } from "./events.js";
 import type { AnyPlugin, Diagnostic } from "./plugin.js";
 import { runEntry, type RunResult } from "./engine/run-entry.js";
+import { initialBatchSize } from "./engine/batch-size.js";
 import { silentLogger, type Logger } from "./log.js";
 import { binKinds, enqueue, getBinItem, type BinItem } from "./engine/bin.js";
-import { startWorker } from "./engine/worker.js";
+import { startWorker, type PurgerWorker } from "./engine/worker.js";
 
 export { createTestDatabase, getTestServerUrl } from "./db/test-database.js";
 export type { TestDatabase } from "./db/test-database.js";
 export type { RunResult } from "./engine/run-entry.js";
 export type { BinItem } from "./engine/bin.js";
 
-const migrated = new WeakSet<pg.Pool>();
-
 export interface TestEntryOptions {
   pool: pg.Pool;
   /** Entry id (default "test"). */
   id?: string;
+  /** The entry's `options:`, validated by the plugin's schema (its defaults applied). */
   options: unknown;
-  /** Duration text as in purger.yaml (`7d`, `0s`); default none. */
+  /** Duration text as in purger.yaml (`7d`, `0s`); required when the plugin uses a retention, refused when it does not. */
   retention?: string;
-  batchSize?: number;
+  /** As in purger.yaml: a positive integer, `auto` or `auto 250ms` (default 1000). */
+  batchSize?: number | string;
   /** Slice length as in purger.yaml (default 10m). */
   timeout?: string;
-  guard?: Guard;
+  /** As in purger.yaml; a guard the plugin cannot enforce is an error. */
+  guard?: GuardInput;
   dryRun?: boolean;
   /** Fix the run's start time (the cutoff is `now − retention`). */
   now?: Date;
@@ -48,31 +51,36 @@ export interface TestEntryOptions {
   signal?: AbortSignal;
   /** Directory plugins resolve relative paths from (default cwd). */
   configDir?: string;
+  /** Variables for `${VAR}` in option values, as purger.yaml's (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
-/** Build the entry purger.yaml would produce (options validated, defaults applied). */
-export function testEntry(plugin: AnyPlugin, options: TestEntryOptions): EntryConfig {
-  const validate = optionsValidator(plugin);
-  const value = structuredClone(options.options);
-  if (!validate(value)) {
-    const problems = (validate.errors ?? []).map((e) => `options${e.instancePath.replaceAll("/", ".")}: ${e.message}`);
-    throw new PurgerError("CONFIG", `invalid options for ${plugin.name}:\n${problems.join("\n")}`);
-  }
-  return {
+/**
+ * The configuration purger.yaml would give for one entry of `plugin` — through
+ * the CLI's own resolution, so a missing retention, an invalid option or a guard
+ * the plugin cannot enforce is the CLI's `CONFIG` error, word for word.
+ */
+function testConfig(plugin: AnyPlugin, options: TestEntryOptions, worker: PurgerConfigWorker = {}): PurgerConfig {
+  const entry: EntryInput = {
     id: options.id ?? "test",
-    use: plugin.name,
-    plugin,
-    enabled: true,
-    schedule: null,
-    runOnStart: false,
-    retentionMs: options.retention === undefined ? null : parseDuration(options.retention),
-    batchSize: options.batchSize ?? 1000,
-    timeoutMs: options.timeout === undefined ? 600_000 : parseDuration(options.timeout),
-    jitter: 0,
-    after: null,
-    guard: options.guard ?? null,
-    options: value,
+    use: plugin,
+    ...(options.options === undefined ? {} : { options: options.options as Record<string, unknown> }),
+    ...(options.retention === undefined ? {} : { retention: options.retention }),
+    ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+    ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...(options.guard === undefined ? {} : { guard: options.guard }),
   };
+  return resolveInlineConfig(
+    { worker, plugins: [entry] },
+    { ...(options.configDir === undefined ? {} : { dir: options.configDir }), ...(options.env ? { env: options.env } : {}) },
+  );
+}
+
+type PurgerConfigWorker = { concurrency?: number; shutdownTimeout?: string };
+
+/** Build the entry purger.yaml would produce (same checks and defaults as the CLI; throws its `CONFIG` error). */
+export function testEntry(plugin: AnyPlugin, options: TestEntryOptions): EntryConfig {
+  return testConfig(plugin, options).entries[0]!;
 }
 
 const registered = new WeakMap<pg.Pool, Set<string>>();
@@ -80,35 +88,86 @@ const registered = new WeakMap<pg.Pool, Set<string>>();
 /** Migrate once per pool, and register the entry's bin kinds as `purger run` does (a sweep may enqueue into its own kinds). */
 async function ensureMigrated(pool: pg.Pool, entry: EntryConfig): Promise<void> {
   const kinds = binKinds([entry]);
-  const known = registered.get(pool) ?? new Set<string>();
-  if (migrated.has(pool) && kinds.every((k) => known.has(k.kind))) return;
+  const known = registered.get(pool);
+  if (known !== undefined && kinds.every((k) => known.has(k.kind))) return;
   await migrate(pool, {
     workerSchema: "purger_worker",
     kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })),
   });
-  migrated.add(pool);
-  for (const k of kinds) known.add(k.kind);
-  registered.set(pool, known);
+  const now = known ?? new Set<string>();
+  for (const k of kinds) now.add(k.kind);
+  registered.set(pool, now);
+}
+
+export interface TestRunOptions extends TestEntryOptions {
+  /**
+   * Stop the run after this many batches of this call, as a worker shutdown stops it: the
+   * batch in progress commits with its checkpoint, and the result is `suspended` (`more: true`)
+   * with the run left resumable. The next `runPlugin` of the same entry resumes it.
+   */
+  stopAfterBatches?: number;
 }
 
 /** Run one entry of `plugin` to completion (all slices back to back), as `purger once` does. */
-export async function runPlugin(plugin: AnyPlugin, options: TestEntryOptions): Promise<RunResult> {
-  const entry = testEntry(plugin, options);
+export async function runPlugin(plugin: AnyPlugin, options: TestRunOptions): Promise<RunResult> {
+  const config = testConfig(plugin, options);
+  const entry = config.entries[0]!;
   await ensureMigrated(options.pool, entry);
+  const stopAfter = options.stopAfterBatches;
+  if (stopAfter !== undefined && !(Number.isInteger(stopAfter) && stopAfter > 0)) {
+    throw new PurgerError("USAGE", `stopAfterBatches must be a positive integer, found ${stopAfter}`);
+  }
+  const stop = stopAfter === undefined ? null : new AbortController();
+  const events = options.events ?? (stop ? new PurgerEventEmitter() : undefined);
+  let batches = 0;
+  const unsubscribe =
+    stop && events
+      ? events.on("run:batch:done", (event) => {
+          if (event.entry === entry.id && ++batches >= stopAfter!) stop.abort();
+        })
+      : () => {};
+  const signals = [options.signal, stop?.signal].filter((signal): signal is AbortSignal => signal !== undefined);
   const now = options.now;
-  return runEntry({
-    pool: options.pool,
-    entry,
-    trigger: "manual",
-    dryRun: options.dryRun ?? false,
-    onLocked: "wait",
-    onAbort: "interrupt",
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.events ? { events: options.events } : {}),
-    log: options.log ?? silentLogger,
-    ...(now ? { now: () => now } : {}),
-    ...(options.configDir ? { configDir: options.configDir } : {}),
-  });
+  try {
+    return await runEntry({
+      pool: options.pool,
+      entry,
+      trigger: "manual",
+      dryRun: options.dryRun ?? false,
+      onLocked: "wait",
+      // A worker shutdown leaves the run resumable; `once` (Ctrl-C) ends it as interrupted.
+      onAbort: stop ? "suspend" : "interrupt",
+      ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
+      ...(events ? { events } : {}),
+      log: options.log ?? silentLogger,
+      ...(now ? { now: () => now } : {}),
+      configDir: config.dir,
+    });
+  } finally {
+    unsubscribe();
+  }
+}
+
+/**
+ * Stop a run after `stopAfterBatches` batches (as a worker shutdown does), then run the
+ * entry again: returns both results. Assert on what remains that every item was handled
+ * once — none twice, none skipped. Throws when the run ended before the stop.
+ */
+export async function resumeAfterShutdown(
+  plugin: AnyPlugin,
+  options: TestEntryOptions & { stopAfterBatches: number },
+): Promise<{ stopped: RunResult; resumed: RunResult }> {
+  const stopped = await runPlugin(plugin, options);
+  if (stopped.status !== "suspended") {
+    const plural = (n: number) => `${n} batch${n === 1 ? "" : "es"}`;
+    throw new PurgerError(
+      "USAGE",
+      `entry "${stopped.id}" ended ${stopped.status} after ${plural(stopped.batches)}, before the stop after ${plural(options.stopAfterBatches)}; seed more items or stop earlier`,
+    );
+  }
+  const { stopAfterBatches: _, ...rest } = options;
+  const resumed = await runPlugin(plugin, rest);
+  return { stopped, resumed };
 }
 
 /** The plugin's `purger doctor` diagnostics for one entry. */
@@ -116,7 +175,12 @@ export async function checkPlugin(plugin: AnyPlugin, options: TestEntryOptions):
   const entry = testEntry(plugin, options);
   if (!plugin.check) return [];
   const ctx = {
-    entry: { id: entry.id, retentionMs: entry.retentionMs, batchSize: 1000, configDir: options.configDir ?? process.cwd() },
+    entry: {
+      id: entry.id,
+      retentionMs: entry.retentionMs,
+      batchSize: initialBatchSize(entry.batchSize),
+      configDir: options.configDir ?? process.cwd(),
+    },
     options: entry.options,
     pool: options.pool,
     log: options.log ?? silentLogger,
@@ -130,15 +194,84 @@ export async function checkPlugin(plugin: AnyPlugin, options: TestEntryOptions):
   }
 }
 
-export interface TestBinOptions extends TestEntryOptions {
+export interface TestBinWorkerOptions extends TestEntryOptions {
+  /** Attempts before an item ends as failed (backoff 1 s, 2 s …); default the bin's (3). */
+  maxAttempts?: number;
+  /** Worker concurrency (default 2). */
+  concurrency?: number;
+}
+
+/** A real bin worker for one entry, in steps, so a test can act between them (set a checkpoint, hold a lock). */
+export interface TestBinWorker {
+  /** The entry, as purger.yaml would make it. */
+  entry: EntryConfig;
+  /** The worker's events (`bin:item:start`, `bin:item:done`, `bin:item:fail` …). */
+  events: PurgerEventEmitter;
+  /** Enqueue through `purger.enqueue` (the payload validated like `purger enqueue`); the kind is `<id>.<handler>`. Returns the item's id. */
+  enqueue(handler: string, payload: unknown): Promise<string>;
+  /** Start the worker: until then enqueued items stay pending. */
+  start(): Promise<void>;
+  /** Wait until these items are no longer pending (default 60 s); returns their rows in the order given. */
+  settle(ids: string[], waitMs?: number): Promise<BinItem[]>;
+  /** Drain and stop the worker, as `purger run` does on SIGTERM; a second call does nothing. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Migrate and register the entry's bin kinds, and prepare a worker that `start()` starts —
+ * the steps `runBin` chains, kept apart.
+ */
+export async function startBinWorker(plugin: AnyPlugin, options: TestBinWorkerOptions): Promise<TestBinWorker> {
+  const config = testConfig(plugin, options, { concurrency: options.concurrency ?? 2, shutdownTimeout: "5s" });
+  const entry = config.entries[0]!;
+  await ensureMigrated(options.pool, entry);
+  const kinds = binKinds([entry]);
+  const events = options.events ?? new PurgerEventEmitter();
+  const { pool } = options;
+  let worker: PurgerWorker | null = null;
+  return {
+    entry,
+    events,
+    async enqueue(handler, payload) {
+      const id = await enqueue(pool, `${entry.id}.${handler}`, payload, kinds);
+      if (options.maxAttempts !== undefined)
+        await pool.query("UPDATE purger.bin SET max_attempts = $2 WHERE id = $1", [id, options.maxAttempts]);
+      return id;
+    },
+    async start() {
+      if (worker !== null) return;
+      worker = await startWorker({ config, pool, log: options.log ?? silentLogger, events });
+    },
+    async settle(ids, waitMs = 60_000) {
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const items = (await Promise.all(ids.map((id) => getBinItem(pool, id)))).filter((item): item is BinItem => item !== null);
+        const pending = items.filter((item) => item.status === "pending");
+        if (pending.length === 0) return items;
+        if (Date.now() > deadline) {
+          const what = worker === null ? " (the worker is not started: call start())" : "";
+          throw new Error(
+            `bin items still pending after ${waitMs} ms${what}: ${pending.map((item) => `${item.id} (${item.kind})`).join(", ")}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    async stop() {
+      const running = worker;
+      worker = null;
+      await running?.stop();
+    },
+  };
+}
+
+export interface TestBinOptions extends TestBinWorkerOptions {
   /** Items to enqueue, as `<handler>` (the kind is `<id>.<handler>`) and payload. */
   items: { handler: string; payload: unknown }[];
   /** Attempts before an item ends as failed (default 3; backoff 1 s, 2 s …). */
   maxAttempts?: number;
   /** Give up waiting after this long (default 30 s). */
   waitMs?: number;
-  /** Worker concurrency (default 2). */
-  concurrency?: number;
 }
 
 /**
@@ -146,49 +279,13 @@ export interface TestBinOptions extends TestEntryOptions {
  * handle them with a real worker until each is done or failed. Returns the items' final rows.
  */
 export async function runBin(plugin: AnyPlugin, options: TestBinOptions): Promise<BinItem[]> {
-  const entry = testEntry(plugin, options);
-  const kinds = binKinds([entry]);
-  await migrate(options.pool, {
-    workerSchema: "purger_worker",
-    kinds: kinds.map((k) => ({ kind: k.kind, entry: entry.id, handler: k.handlerName })),
-  });
-  migrated.add(options.pool);
+  const worker = await startBinWorker(plugin, { ...options, maxAttempts: options.maxAttempts ?? 3 });
   const ids: string[] = [];
-  for (const item of options.items) {
-    const id = await enqueue(options.pool, `${entry.id}.${item.handler}`, item.payload, kinds);
-    ids.push(id);
-  }
-  await options.pool.query("UPDATE purger.bin SET max_attempts = $2 WHERE id = ANY($1::bigint[])", [ids, options.maxAttempts ?? 3]);
-  const config: PurgerConfig = {
-    file: null,
-    dir: options.configDir ?? process.cwd(),
-    database: { url: null },
-    worker: { concurrency: options.concurrency ?? 2, shutdownTimeoutMs: 5_000, schema: "purger_worker" },
-    runs: { keepMs: 30 * 86_400_000 },
-    timezone: "UTC",
-    http: null,
-    entries: [entry],
-  };
-  const worker = await startWorker({
-    config,
-    pool: options.pool,
-    log: options.log ?? silentLogger,
-    ...(options.events ? { events: options.events } : {}),
-  });
-  const deadline = Date.now() + (options.waitMs ?? 30_000);
+  for (const item of options.items) ids.push(await worker.enqueue(item.handler, item.payload));
+  await worker.start();
   try {
-    for (;;) {
-      const { rows } = await options.pool.query<{ open: number }>(
-        "SELECT count(*)::int AS open FROM purger.bin WHERE id = ANY($1::bigint[]) AND status = 'pending'",
-        [ids],
-      );
-      if (rows[0]!.open === 0) break;
-      if (Date.now() > deadline) throw new Error(`bin items still pending after ${options.waitMs ?? 30_000} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    return await worker.settle(ids, options.waitMs ?? 30_000);
   } finally {
     await worker.stop();
   }
-  const items = await Promise.all(ids.map((id) => getBinItem(options.pool, id)));
-  return items.filter((item): item is BinItem => item !== null);
 }

@@ -6,9 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { binKinds, enqueue } from "@purger/core/host";
-import { createTestDatabase, testEntry, type TestDatabase } from "@purger/core/testing";
+import { createTestDatabase, testEntry, startBinWorker, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
-import { binWorker } from "./bin-worker.js";
 import { blobOptions, listKeys, putObjects, startTestS3, type TestS3 } from "./fixtures.js";
 
 let db: TestDatabase;
@@ -27,7 +26,7 @@ describe("allowPrefix", () => {
   it("refuses a bad regular expression when the options are loaded, naming options.allowPrefix", () => {
     expect(() =>
       testEntry(blob, { pool: db.pool, id: "bad", options: blobOptions(s3.endpoint, "fleet", { allowPrefix: "^teams/(\\d+/$" }) }),
-    ).toThrow('invalid options for @purger/plugin-blob:\noptions.allowPrefix: must match format "regex"');
+    ).toThrow('(config) plugins[0].options.allowPrefix: expected a regex, found "^teams/(\\\\d+/$"');
   });
 
   it("refuses at enqueue a prefix, or an object key, outside what it allows; accepts what it allows", async () => {
@@ -44,7 +43,7 @@ describe("allowPrefix", () => {
       message:
         'bin payload for teams.object: key "backups/db.dump" lies under no prefix this entry\'s allowPrefix /^teams/\\d+/$/ allows: nothing deleted',
     });
-    const worker = await binWorker(blob, {
+    const worker = await startBinWorker(blob, {
       pool: db.pool,
       id: "teams",
       options: blobOptions(s3.endpoint, "fleet", { allowPrefix: ALLOW }),
@@ -66,7 +65,7 @@ describe("allowPrefix", () => {
 
   it("fails at once (not retried), touching nothing, a prefix or key outside it enqueued from SQL", async () => {
     await putObjects(s3.client, "fleet", ["teams/9/x/a", "secrets/key.pem"]);
-    const worker = await binWorker(blob, {
+    const worker = await startBinWorker(blob, {
       pool: db.pool,
       id: "teams",
       options: blobOptions(s3.endpoint, "fleet", { allowPrefix: ALLOW }),

@@ -4,9 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { binKinds, enqueue, migrate, PurgerEventEmitter } from "@purger/core/host";
-import { createTestDatabase, runBin, testEntry, type TestDatabase } from "@purger/core/testing";
+import { createTestDatabase, runBin, testEntry, startBinWorker, type TestDatabase } from "@purger/core/testing";
 import blob from "../src/index.js";
-import { binWorker } from "./bin-worker.js";
 import { blobOptions, listKeys, putObjects, seedObjects, spreadKeys, startTestS3, type TestS3 } from "./fixtures.js";
 import { startS3Proxy } from "./s3-proxy.js";
 
@@ -62,7 +61,7 @@ describe("prefix", () => {
 
   it("fails at once, touching nothing, a prefix without a slash enqueued from SQL (which cannot check it)", async () => {
     await putObjects(s3.client, "fleet", ["teams/77/a", "teams/770/b"]);
-    const worker = await binWorker(blob, { pool: db.pool, id: "blobs", options: blobOptions(s3.endpoint, "fleet") });
+    const worker = await startBinWorker(blob, { pool: db.pool, id: "blobs", options: blobOptions(s3.endpoint, "fleet") });
     const { rows } = await db.pool.query<{ id: string }>(
       `SELECT purger.enqueue('blobs.prefix', '{"prefix":"teams/77"}'::jsonb)::text AS id`,
     );
@@ -115,7 +114,7 @@ describe("prefix", () => {
     // An earlier attempt deleted everything up to the 600th key, saved its checkpoint, and its process died.
     await seedObjects(s3, "resume", keys.slice(600));
     const proxy = await startS3Proxy({ upstream: s3.endpoint });
-    const worker = await binWorker(blob, { pool: db.pool, id: "resumed", options: blobOptions(proxy.endpoint, "resume") });
+    const worker = await startBinWorker(blob, { pool: db.pool, id: "resumed", options: blobOptions(proxy.endpoint, "resume") });
     try {
       const id = await worker.enqueue("prefix", { prefix: "robots/9/" });
       await db.pool.query("UPDATE purger.bin SET checkpoint = $2, processed = 600 WHERE id = $1", [
@@ -139,7 +138,7 @@ describe("prefix", () => {
     const keys = spreadKeys("teams/5/", 3000);
     await seedObjects(s3, "slices", keys);
     const proxy = await startS3Proxy({ upstream: s3.endpoint });
-    const worker = await binWorker(blob, {
+    const worker = await startBinWorker(blob, {
       pool: db.pool,
       id: "sliced",
       options: blobOptions(proxy.endpoint, "slices", { concurrency: 2 }),

@@ -6,9 +6,18 @@
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { binKinds, enqueue } from "@purger/core/host";
-import { checkPlugin, createTestDatabase, runBin, runPlugin, testEntry, type BinItem, type TestDatabase } from "@purger/core/testing";
+import {
+  checkPlugin,
+  createTestDatabase,
+  runBin,
+  runPlugin,
+  testEntry,
+  type BinItem,
+  startBinWorker,
+  type TestDatabase,
+} from "@purger/core/testing";
 import blob from "../src/index.js";
-import { binWorker, captureLogger, type Line } from "./bin-worker.js";
+import { captureLogger, type Line } from "./log.js";
 import { blobOptions, listKeys, putObjects, startTestS3, type TestS3 } from "./fixtures.js";
 import { startS3Proxy } from "./s3-proxy.js";
 
@@ -82,7 +91,7 @@ async function drainBin(endpoint = s3.endpoint, entry = "uploads"): Promise<BinI
     "UPDATE purger.bin SET max_attempts = 1 WHERE kind = $1 AND status = 'pending' RETURNING id::text",
     [`${entry}.object`],
   );
-  const worker = await binWorker(blob, {
+  const worker = await startBinWorker(blob, {
     pool: db.pool,
     id: entry,
     options: blobOptions(endpoint, "media", { uploads: UPLOADS }),

@@ -15,7 +15,7 @@ import { isPurgerError, PurgerError } from "../errors.js";
 import type { AnyPlugin } from "../plugin.js";
 import { configError } from "./errors.js";
 import { displayName } from "./checks.js";
-import { resolveSource } from "./resolve.js";
+import { resolveInlineSource, resolveSource, type ResolveOptions } from "./resolve.js";
 import type { PurgerConfigInput } from "./schema.js";
 import { searchDirectories } from "./search.js";
 import { objectSource, readYamlSource, type ConfigSource, type ReadOptions } from "./source.js";
@@ -80,15 +80,38 @@ export async function resolveConfig(
   input: PurgerConfigInput,
   options: { dir?: string; cwd?: string; env?: NodeJS.ProcessEnv; resolvePaths?: string[] } = {},
 ): Promise<PurgerConfig> {
+  const { source, resolve } = codeSource(input, options);
+  return await resolveSource(source, resolve);
+}
+
+/**
+ * `resolveConfig` for a configuration whose every `use` is a plugin object: the same
+ * checks, without an await (the testkit's `testEntry` returns its entry at once).
+ */
+export function resolveInlineConfig(
+  input: PurgerConfigInput,
+  options: { dir?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): PurgerConfig {
+  const { source, resolve } = codeSource(input, options);
+  return resolveInlineSource(source, resolve);
+}
+
+function codeSource(
+  input: PurgerConfigInput,
+  options: { dir?: string; cwd?: string; env?: NodeJS.ProcessEnv; resolvePaths?: string[] },
+): { source: ConfigSource; resolve: ResolveOptions } {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const { value, inlinePlugins } = extractInlinePlugins(input);
   const source = objectSource(null, "object", value, options.env ?? process.env);
-  return await resolveSource(source, {
-    dir: path.resolve(cwd, options.dir ?? "."),
-    cwd,
-    inlinePlugins,
-    ...(options.resolvePaths ? { resolvePaths: options.resolvePaths } : {}),
-  });
+  return {
+    source,
+    resolve: {
+      dir: path.resolve(cwd, options.dir ?? "."),
+      cwd,
+      inlinePlugins,
+      ...(options.resolvePaths ? { resolvePaths: options.resolvePaths } : {}),
+    },
+  };
 }
 
 /** For `purger.config.ts`: an identity function that exists for its types. */

@@ -43,6 +43,54 @@ export const CONFIG_DEFAULTS = {
 } as const;
 
 export async function resolveSource(source: ConfigSource, options: ResolveOptions): Promise<PurgerConfig> {
+  const top = resolveTopLevel(source, options);
+  const plugins = await Promise.all(
+    top.rawEntries.map((raw, index) => loadEntryPlugin(top.checks, options, raw, index, top.subject(index))),
+  );
+  return resolveEntries(top, plugins);
+}
+
+/**
+ * `resolveSource` for a configuration whose plugins are all given as objects: nothing to
+ * import, so no await — the testkit builds its entries with it, synchronously, and they are
+ * the entries purger.yaml would make (test/testing.test.ts). A `use:` string is a problem here.
+ */
+export function resolveInlineSource(source: ConfigSource, options: ResolveOptions): PurgerConfig {
+  const top = resolveTopLevel(source, options);
+  const plugins = top.rawEntries.map((raw, index) => {
+    const inline = inlineEntryPlugin(top.checks, options, index, top.subject(index));
+    if (inline.given) return inline.plugin;
+    if (isObject(raw) && typeof raw["use"] === "string" && top.checks.ok(["plugins", index, "use"])) {
+      top.checks.add(["plugins", index, "use"], "a package name or path is loaded by resolveConfig; give the plugin object here", "value", {
+        subject: top.subject(index),
+        code: "PLUGIN",
+      });
+    }
+    return undefined;
+  });
+  return resolveEntries(top, plugins);
+}
+
+/** What is resolved before the plugins are loaded. */
+interface TopLevel {
+  source: ConfigSource;
+  options: ResolveOptions;
+  checks: ConfigChecks;
+  root: Record<string, unknown>;
+  timezone: string;
+  database: Record<string, unknown>;
+  worker: Record<string, unknown>;
+  workerSchema: string;
+  shutdownTimeoutMs: number;
+  runsKeepMs: number;
+  http: PurgerConfig["http"];
+  defaults: EntryDefaults;
+  rawEntries: unknown[];
+  idIndex: Map<string, number>;
+  subject: (index: number) => string;
+}
+
+function resolveTopLevel(source: ConfigSource, options: ResolveOptions): TopLevel {
   const checks = new ConfigChecks(source, options.cwd);
 
   // Syntax errors leave nothing to check.
@@ -79,34 +127,54 @@ export async function resolveSource(source: ConfigSource, options: ResolveOption
   const http = isObject(root["http"]) ? resolveHttp(checks, root["http"]) : null;
   const defaults = resolveDefaults(checks, isObject(root["defaults"]) ? root["defaults"] : {});
 
-  // 3. Entries: unique ids, plugins (loaded in parallel), then each entry.
+  // 3. Entries: unique ids, then (the caller loads the plugins) each entry.
   const rawEntries: unknown[] = Array.isArray(root["plugins"]) ? root["plugins"] : [];
   const subject = (index: number): string => {
     const raw = rawEntries[index];
     return `plugins[${index}]${isObject(raw) && typeof raw["id"] === "string" ? ` (id ${JSON.stringify(raw["id"])})` : ""}`;
   };
   const idIndex = indexIds(checks, rawEntries);
-  const plugins = await Promise.all(rawEntries.map((raw, index) => loadEntryPlugin(checks, options, raw, index, subject(index))));
+  return {
+    source,
+    options,
+    checks,
+    root,
+    timezone,
+    database,
+    worker,
+    workerSchema,
+    shutdownTimeoutMs,
+    runsKeepMs,
+    http,
+    defaults,
+    rawEntries,
+    idIndex,
+    subject,
+  };
+}
+
+function resolveEntries(top: TopLevel, plugins: (AnyPlugin | undefined)[]): PurgerConfig {
+  const { checks, rawEntries, defaults, timezone, subject, worker } = top;
   // Indexed like `plugins:` (a slot stays empty when an item is not a mapping).
   const resolved: (EntryConfig | undefined)[] = rawEntries.map((raw, index) =>
     isObject(raw) ? resolveEntry(checks, { index, raw, plugin: plugins[index], defaults, timezone, subject: subject(index) }) : undefined,
   );
-  checkAfter(checks, resolved, idIndex);
+  checkAfter(checks, resolved, top.idIndex);
 
   if (checks.problems.length > 0) checks.fail();
 
   return {
-    file: source.file,
-    dir: options.dir,
-    database: { url: typeof database["url"] === "string" ? database["url"] : null },
+    file: top.source.file,
+    dir: top.options.dir,
+    database: { url: typeof top.database["url"] === "string" ? top.database["url"] : null },
     worker: {
       concurrency: typeof worker["concurrency"] === "number" ? worker["concurrency"] : CONFIG_DEFAULTS.concurrency,
-      shutdownTimeoutMs,
-      schema: workerSchema,
+      shutdownTimeoutMs: top.shutdownTimeoutMs,
+      schema: top.workerSchema,
     },
-    runs: { keepMs: runsKeepMs },
+    runs: { keepMs: top.runsKeepMs },
     timezone,
-    http,
+    http: top.http,
     entries: resolved.filter((entry): entry is EntryConfig => entry !== undefined),
     warnings: checks.formattedWarnings(),
   };
@@ -189,13 +257,8 @@ async function loadEntryPlugin(
   subject: string,
 ): Promise<AnyPlugin | undefined> {
   const at: PathSegment[] = ["plugins", index, "use"];
-  const inline = options.inlinePlugins?.get(index);
-  if (inline !== undefined) {
-    const shape = pluginShapeProblems(inline);
-    if (shape.length === 0) return inline;
-    checks.add(at, `the plugin given as use does not look like a purger plugin: ${shape.join("; ")}`, "value", { subject, code: "PLUGIN" });
-    return undefined;
-  }
+  const inline = inlineEntryPlugin(checks, options, index, subject);
+  if (inline.given) return inline.plugin;
   if (!isObject(raw) || typeof raw["use"] !== "string" || !checks.ok(at)) return undefined;
   try {
     return await loadPlugin(raw["use"], {
@@ -208,6 +271,24 @@ async function loadEntryPlugin(
     checks.add(at, messageOf(error), "value", { subject, code: "PLUGIN", ...(hint ? { hint } : {}) });
     return undefined;
   }
+}
+
+/** The plugin object given as `use` in code (checked for its shape), if one was. */
+function inlineEntryPlugin(
+  checks: ConfigChecks,
+  options: ResolveOptions,
+  index: number,
+  subject: string,
+): { given: boolean; plugin: AnyPlugin | undefined } {
+  const inline = options.inlinePlugins?.get(index);
+  if (inline === undefined) return { given: false, plugin: undefined };
+  const shape = pluginShapeProblems(inline);
+  if (shape.length === 0) return { given: true, plugin: inline };
+  checks.add(["plugins", index, "use"], `the plugin given as use does not look like a purger plugin: ${shape.join("; ")}`, "value", {
+    subject,
+    code: "PLUGIN",
+  });
+  return { given: true, plugin: undefined };
 }
 
 /** `after:` names an existing entry, and the links make no cycle. */

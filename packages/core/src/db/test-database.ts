@@ -9,6 +9,9 @@ import pg from "pg";
 import "./pg-types.js";
 import { PurgerError } from "../errors.js";
 import { quoteIdent } from "./quote.js";
+// Bigint columns (a bin item's `processed`, run counts) read as numbers, as the CLI reads them: the
+// parser is set where the CLI's pools are made, which a plugin's test process may never import.
+import "./pool.js";
 
 export interface TestDatabase {
   /** URL of the new database. */
@@ -23,7 +26,7 @@ export function getTestServerUrl(): string {
   const url = process.env.PURGER_TEST_PG_URL;
   if (!url) {
     throw new PurgerError("DATABASE", "PURGER_TEST_PG_URL is not set, so there is no test PostgreSQL", {
-      hint: "Run the tests with vitest from the repository root (its globalSetup, test/global-setup.ts, starts the server), or set PURGER_TEST_PG_URL to a PostgreSQL superuser URL.",
+      hint: 'add the testkit\'s global setup, which starts an embedded PostgreSQL: a file test/setup.ts with `export { default } from "@purger/core/testing/setup";` and `test: { globalSetup: ["./test/setup.ts"] }` in vitest.config.ts (see docs/plugins.md, "Testing"); or set PURGER_TEST_PG_URL to a PostgreSQL superuser URL',
     });
   }
   return url;
