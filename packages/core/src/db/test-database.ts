@@ -9,9 +9,6 @@ import pg from "pg";
 import "./pg-types.js";
 import { PurgerError } from "../errors.js";
 import { quoteIdent } from "./quote.js";
-// Bigint columns (a bin item's `processed`, run counts) read as numbers, as the CLI reads them: the
-// parser is set where the CLI's pools are made, which a plugin's test process may never import.
-import "./pool.js";
 
 export interface TestDatabase {
   /** URL of the new database. */
