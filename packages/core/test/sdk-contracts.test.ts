@@ -3,7 +3,7 @@
  * real worker and bin: `release(state)` pairs with a `prepare` that succeeded.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin } from "../src/host.js";
+import { definePlugin, defineSchema } from "../src/host.js";
 import { createTestDatabase, runBin, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;
@@ -21,7 +21,7 @@ describe("release(state)", () => {
       name: "prepare-fails",
       version: "1.0.0",
       usesRetention: false,
-      options: { type: "object", additionalProperties: false },
+      options: defineSchema({ type: "object", additionalProperties: false }),
       async prepare() {
         throw new Error("the target is unreachable");
       },
@@ -30,7 +30,7 @@ describe("release(state)", () => {
       },
       bin: {
         ping: {
-          schema: { type: "object", additionalProperties: false },
+          schema: defineSchema({ type: "object", additionalProperties: false }),
           async handle() {
             return { processed: 1 };
           },

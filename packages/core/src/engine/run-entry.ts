@@ -459,7 +459,6 @@ function entryInfo(entry: EntryConfig, options: RunEntryOptions) {
   return {
     id: entry.id,
     retentionMs: entry.retentionMs,
-    batchSize: initialBatchSize(entry.batchSize),
     configDir: options.configDir ?? process.cwd(),
   };
 }
