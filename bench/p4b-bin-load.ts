@@ -20,6 +20,7 @@ import {
   binKinds,
   createPool,
   definePlugin,
+  defineSchema,
   enqueue,
   migrate,
   PurgerEventEmitter,
@@ -45,10 +46,10 @@ const marker = definePlugin<Record<string, never>>({
   name: "bench-bin-load",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", additionalProperties: false },
+  options: defineSchema({ type: "object", additionalProperties: false }),
   bin: {
     mark: {
-      schema: { type: "object", properties: { n: { type: "integer" } }, required: ["n"], additionalProperties: false },
+      schema: defineSchema({ type: "object", properties: { n: { type: "integer" } }, required: ["n"], additionalProperties: false }),
       async handle(ctx, payload: { n: number }) {
         await ctx.pool.query("INSERT INTO p4b_marks (n) VALUES ($1)", [payload.n]);
         return { processed: 1 };

@@ -11,7 +11,7 @@
  *   P6_RUNS=100 PURGER_BENCH_PG_URL=postgres://… pnpm exec tsx bench/p6-overhead.ts
  */
 import { fileURLToPath } from "node:url";
-import { createPool, definePlugin, migrate, runEntry, startEmbeddedPostgres, type AnyPlugin } from "@purger/core/host";
+import { createPool, definePlugin, defineSchema, migrate, runEntry, startEmbeddedPostgres, type AnyPlugin } from "@purger/core/host";
 import { testEntry } from "@purger/core/testing";
 import retention from "@purger/plugin-retention";
 
@@ -23,7 +23,7 @@ const noop = definePlugin<Record<string, never>>({
   name: "p6-noop",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", additionalProperties: false },
+  options: defineSchema({ type: "object", additionalProperties: false }),
   async batch() {
     return { processed: 0, cursor: null };
   },

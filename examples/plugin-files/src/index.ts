@@ -6,7 +6,7 @@
  */
 import { lstat, readdir, rm } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import { definePlugin, PurgerError, type JSONSchemaType } from "@purger/core";
+import { definePlugin, defineSchema, PurgerError, type TypedSchema } from "@purger/core";
 
 export interface FilesOptions {
   /** Directory to clean (relative paths resolve from the purger.yaml's directory). */
@@ -18,7 +18,8 @@ export interface FilesOptions {
   suffixes: string[];
 }
 
-const schema: JSONSchemaType<FilesOptions> = {
+// Declared as TypedSchema<FilesOptions>: the compiler checks that the schema accepts exactly FilesOptions.
+const schema: TypedSchema<FilesOptions> = defineSchema({
   type: "object",
   properties: {
     dir: { type: "string", minLength: 1 },
@@ -26,7 +27,7 @@ const schema: JSONSchemaType<FilesOptions> = {
   },
   required: ["dir"],
   additionalProperties: false,
-};
+});
 
 interface State {
   root: string;
@@ -51,12 +52,12 @@ async function candidates(root: string, options: FilesOptions, cutoff: Date): Pr
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs || a.name.localeCompare(b.name));
 }
 
-export default definePlugin<FilesOptions, State>({
+export default definePlugin({
   name: "purger-plugin-files",
   version: "1.0.0",
   options: schema,
   usesRetention: true,
-  async prepare(ctx) {
+  async prepare(ctx): Promise<State> {
     const root = resolve(ctx.entry.configDir, ctx.options.dir);
     const stat = await lstat(root).catch(() => null);
     if (!stat?.isDirectory()) {
@@ -94,18 +95,18 @@ export default definePlugin<FilesOptions, State>({
   bin: {
     /** `<id>.file { name }`: delete one file of the directory now, whatever its age. */
     file: {
-      schema: {
+      schema: defineSchema({
         type: "object",
         properties: { name: { type: "string", minLength: 1 } },
         required: ["name"],
         additionalProperties: false,
-      },
-      validate(payload: { name: string }) {
+      }),
+      validate(payload) {
         return payload.name.includes("/") || payload.name.includes("\\") || payload.name === ".." || payload.name === "."
           ? "name must be a file name inside the directory, not a path"
           : null;
       },
-      async handle(ctx, payload: { name: string }) {
+      async handle(ctx, payload) {
         const target = resolve(ctx.state.root, payload.name);
         const rel = relative(ctx.state.root, target);
         if (rel.startsWith("..") || isAbsolute(rel) || rel.includes(sep))

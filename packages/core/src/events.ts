@@ -21,7 +21,7 @@ export interface RunStartEvent {
   total: number | null;
   /** Items already done by earlier slices of this run. */
   done: number;
-  /** True when this slice continues an earlier one (or a killed process's run). */
+  /** True when this slice continues an earlier one of the run (in this process, another, or a killed one). */
   resumed: boolean;
   /** The unfinished run this one replaced because the entry's config changed, and what changed. */
   superseded?: { runId: string; reason: string };
@@ -59,7 +59,13 @@ export interface RunFinishEvent {
 }
 
 export interface PurgerEvents {
-  /** A run (or one of its slices) starts working. */
+  /**
+   * A slice of a run starts working, after the guard and the estimate: once
+   * per slice, whether the next slice runs in another worker or at once in
+   * the same call (`once`); `resumed` is true from the second slice on. A run
+   * that ends before its first batch (guarded, or a failing guard count or
+   * estimate) has only a `run:finish`.
+   */
   "run:start": RunStartEvent;
   /** Waiting for another process that holds the entry's lock. */
   "run:lock:wait": { entry: string; holder: string | null };

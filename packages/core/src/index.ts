@@ -7,7 +7,7 @@
  * testkit), `@purger/core/testing/setup` (its vitest global setup) and
  * `@purger/core/host` (the engine the purger CLI drives; unstable).
  */
-export { definePlugin, defineBinHandler } from "./plugin.js";
+export { definePlugin, defineBinHandler, defineSchema, uncheckedSchema } from "./plugin.js";
 export type {
   AnyPlugin,
   BatchContext,
@@ -19,10 +19,11 @@ export type {
   Diagnostic,
   EntryInfo,
   Json,
-  OptionsSchema,
   PluginContext,
   PluginDefinition,
   RunContext,
+  SchemaType,
+  TypedSchema,
 } from "./plugin.js";
 export { PurgerError, exitCodeOf, isPurgerError } from "./errors.js";
 export type { PurgerErrorCode, PurgerErrorOptions } from "./errors.js";
@@ -40,4 +41,3 @@ export { assertUniqueKey } from "./db/unique-key.js";
 export type { UniqueKeyCheck } from "./db/unique-key.js";
 /** A web server's Node API to the bin (also `SELECT purger.enqueue(kind, payload)` from any language). */
 export { enqueue } from "./engine/bin.js";
-export type { JSONSchemaType } from "ajv";

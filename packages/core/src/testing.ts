@@ -175,12 +175,7 @@ export async function checkPlugin(plugin: AnyPlugin, options: TestEntryOptions):
   const entry = testEntry(plugin, options);
   if (!plugin.check) return [];
   const ctx = {
-    entry: {
-      id: entry.id,
-      retentionMs: entry.retentionMs,
-      batchSize: initialBatchSize(entry.batchSize),
-      configDir: options.configDir ?? process.cwd(),
-    },
+    entry: { id: entry.id, retentionMs: entry.retentionMs, configDir: options.configDir ?? process.cwd() },
     options: entry.options,
     pool: options.pool,
     log: options.log ?? silentLogger,

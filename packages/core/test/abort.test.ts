@@ -4,7 +4,7 @@
  * the run stays resumable from its checkpoint and no attempt is spent.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, migrate, runEntry } from "../src/host.js";
+import { definePlugin, defineSchema, migrate, runEntry } from "../src/host.js";
 import { createTestDatabase, testEntry, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;
@@ -16,7 +16,7 @@ const throwsOnAbort = definePlugin<{ table: string }>({
   name: "throws-on-abort",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false },
+  options: defineSchema({ type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false }),
   async batch(ctx) {
     batchesSeen += 1;
     const { rows } = await ctx.client.query<{ id: number }>(

@@ -14,6 +14,7 @@ import {
   binDepth,
   binKinds,
   definePlugin,
+  defineSchema,
   enqueue,
   migrate,
   startWorker,
@@ -38,10 +39,10 @@ const effects = definePlugin<Record<string, never>>({
   name: "test-bin-workers",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", additionalProperties: false },
+  options: defineSchema({ type: "object", additionalProperties: false }),
   bin: {
     hold: {
-      schema: { type: "object", properties: { key: { type: "string" } }, required: ["key"], additionalProperties: false },
+      schema: defineSchema({ type: "object", properties: { key: { type: "string" } }, required: ["key"], additionalProperties: false }),
       async handle(ctx, payload: { key: string }) {
         const process = poolNames.get(ctx.pool) ?? "main";
         await ctx.pool.query("INSERT INTO effects (key, process) VALUES ($1, $2)", [payload.key, process]);
@@ -50,7 +51,7 @@ const effects = definePlugin<Record<string, never>>({
       },
     },
     sleepy: {
-      schema: { type: "object", properties: { ms: { type: "integer" } }, required: ["ms"], additionalProperties: false },
+      schema: defineSchema({ type: "object", properties: { ms: { type: "integer" } }, required: ["ms"], additionalProperties: false }),
       async handle(ctx, payload: { ms: number }) {
         await sleep(payload.ms);
         return { processed: 1 };
@@ -64,10 +65,10 @@ const newer = definePlugin<Record<string, never>>({
   name: "test-bin-newer",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", additionalProperties: false },
+  options: defineSchema({ type: "object", additionalProperties: false }),
   bin: {
     mark: {
-      schema: { type: "object", properties: { key: { type: "string" } }, required: ["key"], additionalProperties: false },
+      schema: defineSchema({ type: "object", properties: { key: { type: "string" } }, required: ["key"], additionalProperties: false }),
       async handle(ctx, payload: { key: string }) {
         await ctx.pool.query("INSERT INTO effects (key, process) VALUES ($1, $2)", [payload.key, poolNames.get(ctx.pool) ?? "main"]);
         return { processed: 1 };
@@ -81,7 +82,7 @@ const clock = definePlugin<Record<string, never>>({
   name: "test-clock",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", additionalProperties: false },
+  options: defineSchema({ type: "object", additionalProperties: false }),
   async batch(ctx) {
     await ctx.client.query("INSERT INTO ticks (pending) SELECT count(*) FROM purger.bin WHERE status = 'pending'");
     return { processed: 0, cursor: null, done: true };

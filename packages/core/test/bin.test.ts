@@ -12,6 +12,7 @@ import {
   binDepth,
   binKinds,
   definePlugin,
+  defineSchema,
   dropBinItems,
   enqueue,
   listBinItems,
@@ -32,15 +33,15 @@ const effects = definePlugin<{ table: string }>({
   name: "test-bin-effects",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false },
+  options: defineSchema({ type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false }),
   bin: {
     mark: {
-      schema: {
+      schema: defineSchema({
         type: "object",
         properties: { key: { type: "string", minLength: 1 }, data: {} },
         required: ["key"],
         additionalProperties: false,
-      },
+      }),
       async handle(ctx, payload: { key: string; data?: unknown }) {
         await ctx.pool.query("INSERT INTO effects (key, data, process) VALUES ($1, $2, $3)", [
           payload.key,
@@ -51,7 +52,7 @@ const effects = definePlugin<{ table: string }>({
       },
     },
     flaky: {
-      schema: { type: "object", properties: { key: { type: "string" } }, required: ["key"], additionalProperties: false },
+      schema: defineSchema({ type: "object", properties: { key: { type: "string" } }, required: ["key"], additionalProperties: false }),
       async handle(ctx, payload: { key: string }) {
         const { rows } = await ctx.pool.query<{ broken: boolean }>("SELECT broken FROM switches");
         if (rows[0]?.broken) throw new Error(`downstream is broken (item ${payload.key})`);

@@ -9,7 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { isPurgerError, PurgerError } from "../src/errors.js";
+import { exitCodeOf, isPurgerError, PurgerError } from "../src/errors.js";
+import { definePlugin, defineSchema } from "../src/plugin.js";
 import {
   defineConfig,
   formatDuration,
@@ -285,6 +286,17 @@ describe("the corpus of broken files", () => {
     expect(text(error)).toMatchInlineSnapshot(`
       "broken/invalid-plugin.yaml:3:10 plugins[0] (id "shapeless"): "../plugins/bad-shape.ts" does not export a purger plugin: version: expected a string, found 2; usesRetention: expected true, false or a function of the options, found nothing; it has neither a batch function nor bin handlers, so it can do nothing
       broken/invalid-plugin.yaml:5:10 plugins[1] (id "crashing"): cannot load "../plugins/throws-on-load.ts" (<fixtures>/plugins/throws-on-load.ts): boom: AWS_REGION is not set"
+    `);
+  });
+
+  test("a plugin whose schemas ajv's strict mode refuses: PLUGIN when it is loaded, naming the plugin, the schema and the keyword", async () => {
+    const error = await errorOf("strict-schemas.yaml");
+    expect(error.code).toBe("PLUGIN");
+    expect(exitCodeOf(error)).toBe(2);
+    expect(text(error)).toMatchInlineSnapshot(`
+      "broken/strict-schemas.yaml:3:10 plugins[0] (id "misspelt"): plugin misspelt-keyword ("../plugins/misspelt-keyword.ts") has an invalid JSON Schema: options: unknown keyword "minimun" at #/properties/limit; did you mean "minimum"?
+      broken/strict-schemas.yaml:5:10 plugins[1] (id "formats"): plugin unknown-format ("../plugins/unknown-format.ts") has an invalid JSON Schema: options: unknown format "emial" ignored in schema at path "#/properties/contact"
+      broken/strict-schemas.yaml:7:10 plugins[2] (id "payloads"): plugin bad-payload-schema ("../plugins/bad-payload-schema.ts") has an invalid JSON Schema: bin.file.schema: unknown keyword "maxLenght" at #/properties/name; did you mean "maxLength"?"
     `);
   });
 
@@ -587,6 +599,37 @@ describe("R14: a hostile environment", () => {
 });
 
 describe("in code", () => {
+  test("options are checked against the formats of ajv-formats (email, date-time …)", async () => {
+    const mailer = definePlugin({
+      name: "mailer",
+      version: "1.0.0",
+      usesRetention: false,
+      options: defineSchema({
+        type: "object",
+        additionalProperties: false,
+        properties: { contact: { type: "string", format: "email" }, since: { type: "string", format: "date-time" } },
+      }),
+      async batch() {
+        return { processed: 0, cursor: null };
+      },
+    });
+    const config = defineConfig({
+      plugins: [{ id: "mail", use: mailer, options: { contact: "ops@example.com", since: "2026-01-01T00:00:00Z" } }],
+    });
+    expect((await resolveConfig(config, { env: {} })).entries[0]?.options).toEqual({
+      contact: "ops@example.com",
+      since: "2026-01-01T00:00:00Z",
+    });
+    const error = await rejectionOf(
+      resolveConfig(defineConfig({ plugins: [{ id: "mail", use: mailer, options: { contact: "ops", since: "yesterday" } }] }), { env: {} }),
+    );
+    expect(error.code).toBe("CONFIG");
+    expect(error.message).toMatchInlineSnapshot(`
+      "(config) plugins[0].options.contact: expected a string in the email format, found "ops"
+      (config) plugins[0].options.since: expected a string in the date-time format, found "yesterday""
+    `);
+  });
+
   test("resolveConfig checks a configuration built in code like a file", async () => {
     const config = await resolveConfig(
       defineConfig({ plugins: [{ id: "tokens", use: fakePlugin, retention: "0s", options: { table: "t", column: "c" } }] }),
@@ -670,7 +713,7 @@ describe("the published schema", () => {
       "http",
       "plugins",
     ]);
-    const validate = createAjv({ strict: true }).compile(schema);
+    const validate = createAjv().compile(schema);
     expect(validate({ plugins: [{ id: "a", use: "fake-plugin", options: { table: "t", column: "c" } }] })).toBe(true);
     expect(validate({ plugins: [{ id: "a", use: "fake-plugin", options: { table: "t" } }] })).toBe(false);
     // Another `use` is not held to fake-plugin's schema.

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, migrate, PurgerError, runEntry } from "../src/host.js";
+import { definePlugin, defineSchema, migrate, PurgerError, runEntry } from "../src/host.js";
 import { createTestDatabase, runPlugin, testEntry } from "../src/testing.js";
 
 interface Options {
@@ -17,7 +17,7 @@ const sweep = definePlugin<Options>({
   name: "test-dry-run",
   version: "1.0.0",
   usesRetention: true,
-  options: { type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false },
+  options: defineSchema({ type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false }),
   async batch(ctx) {
     const { rows } = await ctx.client.query<{ id: number }>(
       `WITH b AS (SELECT id FROM ${ctx.options.table} WHERE ts < $1 AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)

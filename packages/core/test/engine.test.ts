@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import {
   definePlugin,
+  defineSchema,
   PurgerError,
   PurgerEventEmitter,
   enqueue,
@@ -32,12 +33,12 @@ const sweep = definePlugin<Options>({
   name: "test-sweep",
   version: "1.0.0",
   usesRetention: true,
-  options: {
+  options: defineSchema({
     type: "object",
     properties: { table: { type: "string" }, failAfter: { type: "integer" } },
     required: ["table"],
     additionalProperties: false,
-  },
+  }),
   async batch(ctx) {
     active += 1;
     maxActive = Math.max(maxActive, active);
@@ -74,7 +75,7 @@ const sweep = definePlugin<Options>({
   },
   bin: {
     row: {
-      schema: { type: "object", properties: { id: { type: "integer" } }, required: ["id"], additionalProperties: false },
+      schema: defineSchema({ type: "object", properties: { id: { type: "integer" } }, required: ["id"], additionalProperties: false }),
       async handle(ctx, payload: { id: number }) {
         if (payload.id < 0) throw new Error("negative ids always fail");
         const { rowCount } = await ctx.pool.query(`DELETE FROM ${ctx.options.table} WHERE id = $1`, [payload.id]);

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, exitCodeOf, isPurgerError, PurgerError } from "../src/host.js";
+import { definePlugin, defineSchema, exitCodeOf, isPurgerError, PurgerError } from "../src/host.js";
 import { createTestDatabase, runBin, type TestDatabase } from "../src/testing.js";
 
 type ErrorsModule = typeof import("../src/errors.js");
@@ -59,10 +59,10 @@ describe("a PurgerError made by a second copy of core", () => {
       name: "test-second-core",
       version: "1.0.0",
       usesRetention: false,
-      options: { type: "object", additionalProperties: false },
+      options: defineSchema({ type: "object", additionalProperties: false }),
       bin: {
         refuse: {
-          schema: { type: "object", properties: { id: { type: "integer" } }, required: ["id"], additionalProperties: false },
+          schema: defineSchema({ type: "object", properties: { id: { type: "integer" } }, required: ["id"], additionalProperties: false }),
           handle(_ctx, payload: { id: number }) {
             throw new copy.PurgerError("PAYLOAD", `item ${payload.id} names nothing this plugin knows`);
           },

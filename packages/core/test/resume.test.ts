@@ -6,7 +6,7 @@
  */
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { cancelRun, definePlugin, migrate, PurgerEventEmitter, runEntry } from "../src/host.js";
+import { cancelRun, definePlugin, defineSchema, migrate, PurgerEventEmitter, runEntry } from "../src/host.js";
 import type { EntryConfig, RunFinishEvent, RunStartEvent } from "../src/host.js";
 import { createTestDatabase, runBin, runPlugin, testEntry } from "../src/testing.js";
 
@@ -22,12 +22,12 @@ const sweep = definePlugin<Options>({
   name: "test-resume",
   version: "1.0.0",
   usesRetention: true,
-  options: {
+  options: defineSchema({
     type: "object",
     properties: { table: { type: "string" } },
     required: ["table"],
     additionalProperties: false,
-  },
+  }),
   async batch(ctx) {
     const { rows } = await ctx.client.query<{ id: number }>(
       `WITH b AS (SELECT id FROM ${ctx.options.table} WHERE ts < $1 AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -52,7 +52,7 @@ const sweep = definePlugin<Options>({
   },
   bin: {
     probe: {
-      schema: { type: "object", additionalProperties: false },
+      schema: defineSchema({ type: "object", additionalProperties: false }),
       async handle(ctx) {
         binStartedAt.push(ctx.startedAt);
         return { processed: 0 };

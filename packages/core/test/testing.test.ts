@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, isPurgerError, loadConfig, migrate, type AnyPlugin, type PurgerError } from "../src/host.js";
+import { definePlugin, defineSchema, isPurgerError, loadConfig, migrate, type AnyPlugin, type PurgerError } from "../src/host.js";
 import {
   createTestDatabase,
   getTestServerUrl,
@@ -114,7 +114,7 @@ const sweep = definePlugin<{ table: string }>({
   name: "test-testkit-sweep",
   version: "1.0.0",
   usesRetention: true,
-  options: { type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false },
+  options: defineSchema({ type: "object", properties: { table: { type: "string" } }, required: ["table"], additionalProperties: false }),
   async batch(ctx) {
     const { rows } = await ctx.client.query<{ id: number }>(
       `WITH b AS (SELECT id FROM ${ctx.options.table} WHERE ts < $1 AND id > $2 ORDER BY id LIMIT $3),
@@ -209,17 +209,17 @@ const marker = definePlugin<{ label: string }>({
   name: "test-testkit-bin",
   version: "1.0.0",
   usesRetention: false,
-  options: { type: "object", properties: { label: { type: "string", default: "x" } }, additionalProperties: false },
+  options: defineSchema({ type: "object", properties: { label: { type: "string", default: "x" } }, additionalProperties: false }),
   bin: {
     mark: {
-      schema: { type: "object", properties: { n: { type: "integer" } }, required: ["n"], additionalProperties: false },
+      schema: defineSchema({ type: "object", properties: { n: { type: "integer" } }, required: ["n"], additionalProperties: false }),
       async handle(ctx, payload) {
         handled.push({ handler: `mark:${ctx.options.label}`, payload, attempt: ctx.item.attempt });
         return { processed: 1 };
       },
     },
     flaky: {
-      schema: { type: "object", additionalProperties: false },
+      schema: defineSchema({ type: "object", additionalProperties: false }),
       async handle(ctx, payload) {
         if (ctx.item.attempt < 2) throw new Error("not yet");
         handled.push({ handler: "flaky", payload, attempt: ctx.item.attempt });

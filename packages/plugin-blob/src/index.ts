@@ -5,7 +5,7 @@
  * with `uploads` set, the scheduled sweep removes stale pending uploads
  * (row + object).
  */
-import { definePlugin, isPurgerError, PurgerError, type BinContext, type Diagnostic, type Json } from "@purger/core";
+import { definePlugin, isPurgerError, PurgerError, type Diagnostic, type Json } from "@purger/core";
 import { resolveUploadsTable } from "./catalog.js";
 import { deleteObject, deletePrefix, type PrefixProgress } from "./delete.js";
 import {
@@ -16,9 +16,6 @@ import {
   prefixProblem,
   uploadPayloadSchema,
   type BlobOptions,
-  type ObjectPayload,
-  type PrefixPayload,
-  type UploadPayload,
 } from "./options.js";
 import { assertBucket, bucketError, bucketUrl, createClient, describeError, requestTimeoutMs, resolveVersioning } from "./s3.js";
 import type { BlobState } from "./state.js";
@@ -28,13 +25,13 @@ export type { BlobOptions, UploadsOptions, PrefixPayload, ObjectPayload, UploadP
 export type { BlobState } from "./state.js";
 export { optionsSchema } from "./options.js";
 
-export default definePlugin<BlobOptions, BlobState>({
+export default definePlugin({
   name: "@purger/plugin-blob",
   version: "0.1.0",
   options: optionsSchema,
   usesRetention: (options) => options.uploads !== undefined,
 
-  async prepare(ctx) {
+  async prepare(ctx): Promise<BlobState> {
     const client = createClient(ctx.options);
     try {
       await assertBucket(client, ctx.options, ctx.signal);
@@ -43,7 +40,7 @@ export default definePlugin<BlobOptions, BlobState>({
       let uploads: BlobState["uploads"] = null;
       if (ctx.options.uploads) {
         const table = await resolveUploadsTable(ctx.pool, ctx.options.uploads, ctx.entry.id);
-        uploads = { table, sql: uploadsStatements(table, ctx.options.uploads.timeZone ?? "UTC") };
+        uploads = { table, sql: uploadsStatements(table, ctx.options.uploads.timeZone) };
       }
       return { client, versioning, uploads };
     } catch (error) {
@@ -53,7 +50,7 @@ export default definePlugin<BlobOptions, BlobState>({
   },
 
   async release(state) {
-    state?.client.destroy();
+    state.client.destroy();
   },
 
   async batch(ctx) {
@@ -137,8 +134,8 @@ export default definePlugin<BlobOptions, BlobState>({
   bin: {
     prefix: {
       schema: prefixPayloadSchema,
-      validate: (payload: PrefixPayload, options: BlobOptions) => prefixProblem(payload, options),
-      async handle(ctx, payload: PrefixPayload) {
+      validate: (payload, options) => prefixProblem(payload, options),
+      async handle(ctx, payload) {
         // Again here: an item enqueued from SQL was never validated.
         const problem = prefixProblem(payload, ctx.options);
         if (problem) throw new PurgerError("PAYLOAD", problem);
@@ -171,8 +168,8 @@ export default definePlugin<BlobOptions, BlobState>({
     },
     object: {
       schema: objectPayloadSchema,
-      validate: (payload: ObjectPayload, options: BlobOptions) => objectProblem(payload, options),
-      async handle(ctx, payload: ObjectPayload) {
+      validate: (payload, options) => objectProblem(payload, options),
+      async handle(ctx, payload) {
         const problem = objectProblem(payload, ctx.options);
         if (problem) throw new PurgerError("PAYLOAD", problem);
         // The uploads sweep enqueues an object once its row is gone; a row using the key since (re-created, or another upload) keeps it.
@@ -203,9 +200,9 @@ export default definePlugin<BlobOptions, BlobState>({
     },
     upload: {
       schema: uploadPayloadSchema,
-      validate: (_payload: UploadPayload, options: BlobOptions) =>
+      validate: (_payload, options) =>
         options.uploads ? null : "this entry has no `uploads` option: there is no uploads table to cancel an upload in",
-      async handle(ctx: BinContext<BlobOptions, BlobState>, payload: UploadPayload) {
+      async handle(ctx, payload) {
         if (!ctx.state.uploads) throw new PurgerError("PAYLOAD", "this entry has no `uploads` option");
         return cancelUpload(ctx, payload, ctx.state.uploads);
       },

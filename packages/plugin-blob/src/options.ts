@@ -1,10 +1,11 @@
 /**
- * The options of one blob entry (SPEC §8: these names are a contract). One
- * entry is one bucket of one S3-compatible endpoint. Described once as a JSON
- * Schema, which purger validates every entry against (defaults applied), and
- * as the TypeScript type of the validated value.
+ * The options of one blob entry (these names are a contract: the README
+ * documents them). One entry is one bucket of one S3-compatible endpoint.
+ * Described once as a JSON Schema, which purger validates every entry against
+ * (defaults applied), and as the TypeScript type of the validated value;
+ * `defineSchema` makes the compiler check that the two agree.
  */
-import { DURATION_PATTERN } from "@purger/core";
+import { defineSchema, DURATION_PATTERN, type TypedSchema } from "@purger/core";
 
 /** The table of a presigned-upload workflow whose stale pending rows the sweep removes. */
 export interface UploadsOptions {
@@ -22,7 +23,7 @@ export interface UploadsOptions {
    * The IANA zone whose wall-clock times a `timestamp` (without time zone) or `date` clock holds; unused for
    * `timestamptz`. @defaultValue "UTC"
    */
-  timeZone?: string;
+  timeZone: string;
 }
 
 export interface BlobOptions {
@@ -49,14 +50,14 @@ export interface BlobOptions {
    */
   allowPrefix?: string;
   /** The longest one S3 request may go unanswered before it is aborted and retried (a duration). @defaultValue "30s" */
-  requestTimeout?: string;
+  requestTimeout: string;
   /** Sweep stale pending uploads (the entry then needs a `retention`). */
   uploads?: UploadsOptions;
 }
 
 const identifier = { type: "string", minLength: 1, maxLength: 255 } as const;
 
-export const optionsSchema = {
+export const optionsSchema: TypedSchema<BlobOptions> = defineSchema({
   type: "object",
   properties: {
     bucket: { type: "string", minLength: 1, maxLength: 255, description: "The bucket; nothing outside it is ever touched." },
@@ -105,7 +106,7 @@ export const optionsSchema = {
   },
   required: ["bucket"],
   additionalProperties: false,
-} as const;
+});
 
 /** Payload of `<id>.prefix`. */
 export interface PrefixPayload {
@@ -124,7 +125,7 @@ export interface UploadPayload {
   id: string | number;
 }
 
-export const prefixPayloadSchema = {
+export const prefixPayloadSchema: TypedSchema<PrefixPayload> = defineSchema({
   type: "object",
   properties: {
     prefix: { type: "string", minLength: 1, maxLength: 1024 },
@@ -132,21 +133,21 @@ export const prefixPayloadSchema = {
   },
   required: ["prefix"],
   additionalProperties: false,
-} as const;
+});
 
-export const objectPayloadSchema = {
+export const objectPayloadSchema: TypedSchema<ObjectPayload> = defineSchema({
   type: "object",
   properties: { key: { type: "string", minLength: 1, maxLength: 1024 } },
   required: ["key"],
   additionalProperties: false,
-} as const;
+});
 
-export const uploadPayloadSchema = {
+export const uploadPayloadSchema: TypedSchema<UploadPayload> = defineSchema({
   type: "object",
   properties: { id: { anyOf: [{ type: "string", minLength: 1, maxLength: 1024 }, { type: "integer" }] } },
   required: ["id"],
   additionalProperties: false,
-} as const;
+});
 
 const patterns = new Map<string, RegExp>();
 

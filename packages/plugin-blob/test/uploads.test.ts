@@ -463,12 +463,16 @@ describe("doctor", () => {
   });
 
   it("describes the entry as its bucket (and uploads table)", () => {
-    expect(
-      blob.describe!({ bucket: "media", region: "us-east-1", forcePathStyle: false, concurrency: 4, versions: "auto", uploads: UPLOADS }),
-    ).toBe("s3://media + uploads uploads");
-    expect(blob.describe!({ bucket: "media", region: "us-east-1", forcePathStyle: false, concurrency: 4, versions: "auto" })).toBe(
-      "s3://media",
-    );
+    const DESCRIBED = {
+      bucket: "media",
+      region: "us-east-1",
+      forcePathStyle: false,
+      concurrency: 4,
+      versions: "auto",
+      requestTimeout: "30s",
+    } as const;
+    expect(blob.describe!({ ...DESCRIBED, uploads: { ...UPLOADS, timeZone: "UTC" } })).toBe("s3://media + uploads uploads");
+    expect(blob.describe!(DESCRIBED)).toBe("s3://media");
   });
 
   it("uses a retention only with `uploads`", () => {

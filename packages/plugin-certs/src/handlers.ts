@@ -11,7 +11,7 @@
  * key. A lock held elsewhere for longer than `LOCK_TIMEOUT` fails the attempt
  * (the bin retries it with backoff) instead of keeping a worker waiting.
  */
-import { PurgerError, defineBinHandler, type BinContext } from "@purger/core";
+import { PurgerError, defineBinHandler, defineSchema, type BinContext, type TypedSchema } from "@purger/core";
 import type { CertsOptions } from "./options.js";
 import type pg from "pg";
 import {
@@ -35,7 +35,7 @@ export interface RevokePayload {
   reason?: string;
 }
 
-const payloadSchema = {
+const payloadSchema: TypedSchema<RevokePayload> = defineSchema({
   type: "object",
   additionalProperties: false,
   required: ["id"],
@@ -43,7 +43,7 @@ const payloadSchema = {
     id: { type: ["string", "integer"], minLength: 1 },
     reason: { type: "string", minLength: 1, maxLength: 1000 },
   },
-} as const;
+});
 
 type Ctx = BinContext<CertsOptions, CertsState>;
 

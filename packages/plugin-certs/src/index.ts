@@ -7,12 +7,12 @@
 import { definePlugin } from "@purger/core";
 import { checkEntry } from "./check.js";
 import { credentialHandler, revokeHandler } from "./handlers.js";
-import { optionsSchema, type CertsOptions } from "./options.js";
-import { prepareState, type CertsState } from "./state.js";
+import { optionsSchema } from "./options.js";
+import { prepareState } from "./state.js";
 import { countAll, countQualifying, sweepBatch } from "./sweep.js";
 import { redactUrl } from "./webhook-revoker.js";
 
-export default definePlugin<CertsOptions, CertsState>({
+export default definePlugin({
   name: "@purger/plugin-certs",
   version: "0.1.0",
   options: optionsSchema,
@@ -20,7 +20,7 @@ export default definePlugin<CertsOptions, CertsState>({
   usesRetention: false,
   prepare: prepareState,
   async release(state) {
-    await state?.revoker.close?.();
+    await state.revoker.close?.();
   },
   batch: sweepBatch,
   estimate: (ctx) => countQualifying(ctx, null),

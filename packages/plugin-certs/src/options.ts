@@ -1,9 +1,10 @@
 /**
- * The options of one certs entry (SPEC §8: these names are a contract).
- * Described once as a JSON Schema, which purger validates every entry against
- * (defaults applied), and as the TypeScript type of the validated value.
+ * The options of one certs entry (these names are a contract: the README
+ * documents them). Described once as a JSON Schema, which purger validates
+ * every entry against (defaults applied), and as the TypeScript type of the
+ * validated value; `defineSchema` makes the compiler check that the two agree.
  */
-import { DURATION_PATTERN } from "@purger/core";
+import { defineSchema, DURATION_PATTERN, type TypedSchema } from "@purger/core";
 
 export interface CertificatesOptions {
   /** The certificates table (`name` or `schema.name`). */
@@ -100,7 +101,7 @@ const identifier = { type: "string", minLength: 1 } as const;
 
 const statusValue = { type: "string", minLength: 1 } as const;
 
-export const optionsSchema = {
+export const optionsSchema: TypedSchema<CertsOptions> = defineSchema({
   type: "object",
   additionalProperties: false,
   required: ["certificates", "revoker"],
@@ -177,7 +178,7 @@ export const optionsSchema = {
       },
     },
   },
-} as const;
+});
 
 /** The statuses a credential moves between, resolved against the certificates' ones. */
 export function credentialStatuses(options: CertsOptions): Required<CredentialStatuses> {

@@ -1,8 +1,10 @@
 /**
- * The options of one retention entry (SPEC §8: these names are a contract).
- * Described once as a JSON Schema, which purger validates every entry against
- * (defaults applied), and as the TypeScript type of the validated value.
+ * The options of one retention entry (these names are a contract: the README
+ * documents them). Described once as a JSON Schema, which purger validates
+ * every entry against (defaults applied), and as the TypeScript type of the
+ * validated value; `defineSchema` makes the compiler check that the two agree.
  */
+import { defineSchema, type TypedSchema } from "@purger/core";
 
 /** A value of a `where` or `set` map; compared in (cast to) the column's own type. */
 export type Scalar = string | number | boolean;
@@ -75,7 +77,7 @@ export interface RetentionOptions {
    * written in (an IANA name PostgreSQL knows); the cutoff is compared in it.
    * No effect on a `timestamptz` clock. @defaultValue "UTC"
    */
-  timeZone?: string;
+  timeZone: string;
   /** Every listed condition must hold for a row to qualify. */
   where?: Where;
   /** What happens to a qualifying row. @defaultValue "delete" */
@@ -101,11 +103,11 @@ const whereSchema = {
       { type: "array", minItems: 1, items: { type: ["string", "number", "boolean", "null"] } },
     ],
   },
-};
-const name = { type: "string", minLength: 1 };
+} as const;
+const name = { type: "string", minLength: 1 } as const;
 
 /** The JSON Schema of `options` (draft-07, as ajv reads it). */
-export const optionsSchema = {
+export const optionsSchema: TypedSchema<RetentionOptions> = defineSchema({
   type: "object",
   additionalProperties: false,
   required: ["table", "column"],
@@ -183,4 +185,4 @@ export const optionsSchema = {
     { if: { required: ["set"] }, then: { required: ["action"], properties: { action: { const: "update" } } } },
     { if: { required: ["cascade"] }, then: { properties: { action: { const: "delete" } } } },
   ],
-} as const;
+});

@@ -68,14 +68,21 @@ describe("check (the index doctor)", () => {
   });
 
   it("describes the target in one line", () => {
-    expect(retention.describe!({ table: "oauth2_access_tokens", column: "revoked_at", columnFormat: "timestamp", action: "delete" })).toBe(
-      "oauth2_access_tokens.revoked_at",
-    );
+    expect(
+      retention.describe!({
+        table: "oauth2_access_tokens",
+        column: "revoked_at",
+        columnFormat: "timestamp",
+        timeZone: "UTC",
+        action: "delete",
+      }),
+    ).toBe("oauth2_access_tokens.revoked_at");
     expect(
       retention.describe!({
         table: "user_sessions",
         column: "last_active_at",
         columnFormat: "timestamp",
+        timeZone: "UTC",
         action: "update",
         set: { last_active_ip: null },
       }),

@@ -103,7 +103,7 @@ describe("timestamp and date clocks in a database whose default zone is not UTC"
       const options = { table: "indexed", column: "at", timeZone: "Europe/Paris" };
       const entry = testEntry(retention, { pool, options, retention: "1d" });
       const state = await retention.prepare!({
-        entry: { id: "test", retentionMs: 86_400_000, batchSize: 1000, configDir: process.cwd() },
+        entry: { id: "test", retentionMs: 86_400_000, configDir: process.cwd() },
         options: entry.options as RetentionOptions,
         pool,
         log: silentLogger,

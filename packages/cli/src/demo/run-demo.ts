@@ -267,7 +267,7 @@ async function qualifying(entry: EntryConfig, pool: pg.Pool, log: Logger): Promi
   if (!plugin.count) return estimateEntry({ pool, entry, configDir: "", log });
   const batchSize = typeof entry.batchSize === "number" ? entry.batchSize : entry.batchSize.initial;
   const base = {
-    entry: { id: entry.id, retentionMs: entry.retentionMs, batchSize, configDir: "" },
+    entry: { id: entry.id, retentionMs: entry.retentionMs, configDir: "" },
     options: entry.options,
     pool,
     log: log.child({ entry: entry.id }),

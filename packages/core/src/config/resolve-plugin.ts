@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { ValidateFunction } from "ajv";
 import { PurgerError } from "../errors.js";
 import type { AnyPlugin } from "../plugin.js";
-import { describeValue } from "./errors.js";
+import { describeValue, didYouMean } from "./errors.js";
 import { createAjv } from "./schema.js";
 import { untrustedReason } from "./trust.js";
 import { TSX_WAY_OUT, typeScriptRefusal } from "./typescript.js";
@@ -101,11 +101,19 @@ export async function loadPlugin(use: string, options: ResolvePluginOptions): Pr
     });
   }
   const plugin = pluginOf(module);
-  const problems = pluginShapeProblems(plugin);
+  const problems = shapeProblems(plugin);
   if (problems.length > 0) {
     throw new PurgerError("PLUGIN", `${JSON.stringify(use)} does not export a purger plugin: ${problems.join("; ")}`, {
       hint: "a plugin module's default export is definePlugin({ name, version, options, usesRetention, batch?, bin? }) from @purger/core",
       details: { use, file, problems },
+    });
+  }
+  const schemaErrors = pluginSchemaProblems(plugin as AnyPlugin);
+  if (schemaErrors.length > 0) {
+    const name = (plugin as AnyPlugin).name;
+    throw new PurgerError("PLUGIN", `plugin ${name} (${JSON.stringify(use)}) has an invalid JSON Schema: ${schemaErrors.join("; ")}`, {
+      hint: `a fault of the plugin, not of the configuration: report it to the authors of ${name} (its schemas are compiled with ajv's strict mode and ajv-formats)`,
+      details: { use, file, problems: schemaErrors },
     });
   }
   return plugin as AnyPlugin;
@@ -113,9 +121,14 @@ export async function loadPlugin(use: string, options: ResolvePluginOptions): Pr
 
 /**
  * What is wrong with a value that should be a plugin (empty when nothing).
- * Its options schema must also compile.
+ * Its options and payload schemas must also compile.
  */
 export function pluginShapeProblems(value: unknown): string[] {
+  const problems = shapeProblems(value);
+  return problems.length > 0 ? problems : pluginSchemaProblems(value as AnyPlugin);
+}
+
+function shapeProblems(value: unknown): string[] {
   if (typeof value === "function") {
     return ["its default export is a function; expected the plugin object (call the factory: export default myPlugin())"];
   }
@@ -160,11 +173,26 @@ export function pluginShapeProblems(value: unknown): string[] {
   if (plugin["batch"] === undefined && (bin === undefined || (isObject(bin) && Object.keys(bin).length === 0))) {
     problems.push("it has neither a batch function nor bin handlers, so it can do nothing");
   }
-  if (problems.length === 0) {
+  return problems;
+}
+
+/**
+ * Why a plugin's options schema or a bin handler's payload schema does not
+ * compile under ajv's strict mode (empty when they all do): a misspelt
+ * keyword or an unknown format must not be silently ignored.
+ */
+export function pluginSchemaProblems(plugin: AnyPlugin): string[] {
+  const problems: string[] = [];
+  try {
+    optionsValidator(plugin);
+  } catch (error) {
+    problems.push(`options: ${schemaErrorMessage(error, plugin.options)}`);
+  }
+  for (const [name, handler] of Object.entries(plugin.bin ?? {})) {
     try {
-      optionsValidator(plugin as unknown as AnyPlugin);
+      payloadValidator(handler);
     } catch (error) {
-      problems.push(`options: its JSON Schema does not compile: ${error instanceof Error ? error.message : String(error)}`);
+      problems.push(`bin.${name}.schema: ${schemaErrorMessage(error, handler.schema)}`);
     }
   }
   return problems;
@@ -177,15 +205,67 @@ const validators = new WeakMap<object, ValidateFunction>();
  * object). It applies the schema's defaults to the data it validates.
  */
 export function optionsValidator(plugin: AnyPlugin): ValidateFunction {
-  const schema = plugin.options as object | boolean;
-  const key = typeof schema === "object" ? schema : plugin;
+  return compiled(plugin.options, plugin);
+}
+
+/** The compiled validator of a bin handler's payload (compiled once per schema object), defaults applied. */
+export function payloadValidator(handler: { schema: unknown }): ValidateFunction {
+  return compiled(handler.schema, handler);
+}
+
+function compiled(schema: unknown, owner: object): ValidateFunction {
+  const key = typeof schema === "object" && schema !== null ? schema : owner;
   let validate = validators.get(key);
   if (validate === undefined) {
-    // One ajv per plugin: third-party schemas may reuse an $id, and need not be strict.
-    validate = createAjv({ strict: false, useDefaults: true }).compile(schema);
+    // One ajv per schema: third-party schemas may reuse an $id.
+    validate = createAjv({ useDefaults: true }).compile(schema as object | boolean);
     validators.set(key, validate);
   }
   return validate;
+}
+
+const KNOWN_KEYWORDS = Object.keys(createAjv().RULES.all);
+
+/** ajv's compile error, with the place of an unknown keyword and the keyword it likely misspells. */
+function schemaErrorMessage(error: unknown, schema: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const unknown = /^strict mode: unknown keyword: "(.+)"$/.exec(message);
+  if (unknown?.[1] === undefined) return message.replace(/^strict mode: /, "");
+  const keyword = unknown[1];
+  const at = keywordPath(schema, keyword, "#");
+  const suggestion = didYouMean(keyword, KNOWN_KEYWORDS);
+  return `unknown keyword "${keyword}"${at === null ? "" : ` at ${at}`}${suggestion === undefined ? "" : `; did you mean "${suggestion}"?`}`;
+}
+
+/** Keywords whose value maps names to subschemas (the names are not keywords). */
+const SCHEMA_MAPS = new Set(["properties", "patternProperties", "$defs", "definitions", "dependencies", "dependentSchemas"]);
+/** Keywords whose value is data, never a schema. */
+const DATA_KEYWORDS = new Set(["enum", "const", "default", "examples", "required"]);
+
+/** The JSON pointer of the subschema that holds `keyword`, or null. */
+function keywordPath(schema: unknown, keyword: string, at: string): string | null {
+  if (Array.isArray(schema)) {
+    for (const [index, item] of schema.entries()) {
+      const found = keywordPath(item, keyword, `${at}/${index}`);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  if (!isObject(schema)) return null;
+  if (keyword in schema) return at;
+  for (const [key, value] of Object.entries(schema)) {
+    if (DATA_KEYWORDS.has(key)) continue;
+    if (SCHEMA_MAPS.has(key) && isObject(value)) {
+      for (const [name, child] of Object.entries(value)) {
+        const found = keywordPath(child, keyword, `${at}/${key}/${name}`);
+        if (found !== null) return found;
+      }
+      continue;
+    }
+    const found = keywordPath(value, keyword, `${at}/${key}`);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 /** The plugin of an imported module: its default export, or the module itself. */

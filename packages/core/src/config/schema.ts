@@ -5,6 +5,7 @@
  * for editors; the same schema, compiled once, validates every file.
  */
 import { Ajv, type ValidateFunction } from "ajv";
+import formatsModule from "ajv-formats";
 import type { AnyPlugin } from "../plugin.js";
 import { DURATION_EXPECTED, DURATION_PATTERN, DURATION_SOURCE } from "./durations.js";
 
@@ -290,7 +291,7 @@ export function purgerJsonSchema(pluginsByUse?: Record<string, AnyPlugin> | AnyP
   entry.properties["use"] = { ...entry.properties["use"], examples: Object.keys(plugins) };
   entry.allOf = Object.entries(plugins).map(([use, plugin], index) => {
     const name = `plugin-${index}`;
-    const options = structuredClone(plugin.options) as Record<string, unknown>;
+    const options = structuredClone(plugin.options) as unknown as Record<string, unknown>;
     // Its own $id keeps the plugin schema's internal "#/..." references pointing into itself.
     schema.$defs[name] = { $id: options["$id"] ?? `urn:purger:plugin:${encodeURIComponent(use)}`, ...options };
     return {
@@ -305,24 +306,38 @@ let validateShape: ValidateFunction | undefined;
 
 /** The compiled validator of the file's structure (compiled once). */
 export function configShapeValidator(): ValidateFunction {
-  validateShape ??= createAjv({ strict: true }).compile(purgerJsonSchema());
+  validateShape ??= createAjv().compile(purgerJsonSchema());
   return validateShape;
 }
 
-/** An ajv instance as purger uses them: all errors, verbose (for "found …"), silent (core never prints). */
-export function createAjv(options: { strict: boolean; useDefaults?: boolean }): Ajv {
+// ajv-formats is CommonJS: under Node's ESM interop its function is the `default` of module.exports.
+const addFormats = formatsModule.default;
+
+/**
+ * An ajv instance as purger uses them: strict mode (an unknown keyword or
+ * format is an error when the schema compiles, not silently ignored), the
+ * formats of ajv-formats, all errors, verbose (for "found …"), silent (core
+ * never prints).
+ */
+export function createAjv(options: { useDefaults?: boolean } = {}): Ajv {
   const ajv = new Ajv({
     allErrors: true,
     verbose: true,
-    strict: options.strict,
+    strict: true,
+    // `required` inside if/then or oneOf branches names properties declared beside them, which strictRequired refuses.
+    strictRequired: false,
+    // `type: ["string", "null"]` is plain JSON Schema.
+    allowUnionTypes: true,
     useDefaults: options.useDefaults ?? false,
     logger: false,
   });
+  addFormats(ajv);
   // Editors' annotation keywords (VS Code, yaml-language-server).
   for (const keyword of ["patternErrorMessage", "errorMessage", "markdownDescription", "deprecationMessage", "defaultSnippets"]) {
     ajv.addKeyword(keyword);
   }
   // Plugins' options may hold regular expressions; a bad one is a config error at load, naming its option.
+  // (Replaces ajv-formats' own, which compiles without the `u` flag the plugins use.)
   ajv.addFormat("regex", (text: string) => {
     try {
       new RegExp(text, "u");

@@ -25,6 +25,7 @@ import {
 } from "./bin.js";
 import type { BinItemLock, BinItemLocks } from "./bin-lock.js";
 import { errorMessage } from "./run-entry.js";
+import { initialBatchSize } from "./batch-size.js";
 import { databaseNow } from "./clock.js";
 
 export type BinStateCache = Map<string, { state: Promise<unknown>; release(): Promise<void> }>;
@@ -146,12 +147,7 @@ async function handleClaimed(options: HandleBinItemOptions, kind: BinKind, lock:
 
   const signal = AbortSignal.any([options.signal, lock.signal, AbortSignal.timeout(entry.timeoutMs)]);
   const baseContext = {
-    entry: {
-      id: entry.id,
-      retentionMs: entry.retentionMs,
-      batchSize: typeof entry.batchSize === "number" ? entry.batchSize : entry.batchSize.initial,
-      configDir: options.configDir,
-    },
+    entry: { id: entry.id, retentionMs: entry.retentionMs, configDir: options.configDir },
     options: entry.options,
     pool,
     log,
@@ -162,6 +158,7 @@ async function handleClaimed(options: HandleBinItemOptions, kind: BinKind, lock:
     ...baseContext,
     state: undefined,
     startedAt: await databaseNow(pool),
+    batchSize: initialBatchSize(entry.batchSize),
     item: { id: itemId, kind: item.kind, attempt, checkpoint: item.checkpoint },
     async transaction(fn) {
       const client = await pool.connect();

@@ -5,17 +5,14 @@
  * once and must be idempotent; an item that fails its last attempt stays
  * visible as `failed` until `purger bin retry|drop`.
  */
-import AjvModule, { type ValidateFunction } from "ajv";
 import type pg from "pg";
+import { payloadValidator } from "../config/resolve-plugin.js";
 import type { EntryConfig } from "../config/types.js";
 import { MAX_PAYLOAD_BYTES, BIN_JOB_PRIORITY, BIN_TASK } from "../db/migrations.js";
 import { quoteIdent } from "../db/quote.js";
 import { PurgerError } from "../errors.js";
 import type { AnyPlugin, BinHandler, Json } from "../plugin.js";
 
-const Ajv = AjvModule.default ?? AjvModule;
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validators = new WeakMap<object, ValidateFunction>();
 const MAX_DEPTH = 32;
 
 export interface BinKind {
@@ -53,7 +50,7 @@ export function validatePayload(kind: BinKind, payload: unknown): Record<string,
     throw new PurgerError("PAYLOAD", `${where}: ${Buffer.byteLength(text)} bytes, more than the limit of ${MAX_PAYLOAD_BYTES}`);
   }
   const value = JSON.parse(text) as Record<string, Json>;
-  const validate = validatorFor(kind.handler.schema as object);
+  const validate = payloadValidator(kind.handler);
   if (!validate(value)) {
     const problems = (validate.errors ?? []).map(
       (e) =>
@@ -64,15 +61,6 @@ export function validatePayload(kind: BinKind, payload: unknown): Record<string,
   const extra = kind.handler.validate?.(value, kind.entry.options);
   if (extra) throw new PurgerError("PAYLOAD", `${where}: ${extra}`);
   return value;
-}
-
-function validatorFor(schema: object): ValidateFunction {
-  let validate = validators.get(schema);
-  if (!validate) {
-    validate = ajv.compile(schema);
-    validators.set(schema, validate);
-  }
-  return validate;
 }
 
 /**

@@ -19,7 +19,7 @@ export interface InspectOptions {
 function contextOf(options: InspectOptions): PluginContext<unknown> {
   const { entry } = options;
   return {
-    entry: { id: entry.id, retentionMs: entry.retentionMs, batchSize: initialBatchSize(entry.batchSize), configDir: options.configDir },
+    entry: { id: entry.id, retentionMs: entry.retentionMs, configDir: options.configDir },
     options: entry.options,
     pool: options.pool,
     log: (options.log ?? silentLogger).child({ entry: entry.id }),
@@ -50,7 +50,7 @@ export async function estimateEntry(options: InspectOptions): Promise<number | n
       startedAt,
       cutoff: new Date(startedAt.getTime() - (options.entry.retentionMs ?? 0)),
       dryRun: true,
-      batchSize: ctx.entry.batchSize,
+      batchSize: initialBatchSize(options.entry.batchSize),
     });
   });
 }

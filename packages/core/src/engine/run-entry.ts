@@ -297,19 +297,25 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     return await finish("failed", { error: errorMessage(error) });
   }
 
-  events?.emit("run:start", {
-    runId: runId ?? "",
-    entry: entry.id,
-    plugin: plugin.name,
-    trigger,
-    dryRun,
-    cutoff,
-    total,
-    done: processed,
-    resumed: resumed !== null,
-    ...(superseded ? { superseded } : {}),
-  });
-  log.info({ event: "run:start", runId, trigger, dryRun, cutoff, total, resumed: resumed !== null }, "run started");
+  const sliceStarts = (continued: boolean): void => {
+    events?.emit("run:start", {
+      runId: runId ?? "",
+      entry: entry.id,
+      plugin: plugin.name,
+      trigger,
+      dryRun,
+      cutoff,
+      total,
+      done: processed,
+      resumed: continued,
+      ...(superseded && !continued ? { superseded } : {}),
+    });
+    log.info(
+      { event: "run:start", runId, trigger, dryRun, cutoff, total, resumed: continued },
+      continued ? "run continued" : "run started",
+    );
+  };
+  sliceStarts(resumed !== null);
 
   if (dryRunMode === "count") {
     try {
@@ -355,6 +361,8 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       }
       if (runId !== null) await claimRun(client, runId, processId, null);
       sliceDeadline = performance.now() + entry.timeoutMs;
+      // The next slice, in this same call: it starts like one taken up by a worker (see packages/core/test/sdk-contracts.test.ts).
+      sliceStarts(true);
     }
 
     const batchStart = performance.now();
@@ -459,7 +467,6 @@ function entryInfo(entry: EntryConfig, options: RunEntryOptions) {
   return {
     id: entry.id,
     retentionMs: entry.retentionMs,
-    batchSize: initialBatchSize(entry.batchSize),
     configDir: options.configDir ?? process.cwd(),
   };
 }
