@@ -360,6 +360,14 @@ describe("probes: GET /healthz and GET /readyz", () => {
       expect((await fetch(`${url}/healthz`, { method: "POST", body: "{}" })).status).toBe(401);
       expect(await binCount()).toBe(before);
       expect((await fetch(`${url}/v1/status`, { headers: auth() })).status).toBe(200);
+      // Without a token nothing is read for a client: a probe with a body is refused and the connection closed.
+      const client = await rawClient(open.address.port);
+      client.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+      const raw = await client.closed;
+      expect({ status: statusLines(raw), body: bodyOf(raw) }).toEqual({
+        status: ["HTTP/1.1 400 Bad Request"],
+        body: { error: "a probe takes no body" },
+      });
     } finally {
       await open.close();
     }
