@@ -3,8 +3,11 @@
  *   GET  /v1/status       cluster status (runs, bin depth, processes) as JSON
  *   POST /v1/bin/<kind>   put an item in the bin (body: the JSON payload) → 201 { id }
  *   GET  /metrics         Prometheus text: bin depth/failed/oldest per kind, runs per entry and status
+ *   GET  /healthz         the process is alive: 200 { ok: true }
+ *   GET  /readyz          the database answers and purger's migrations are current: 200, else 503 with the reason
  * Every request needs `Authorization: Bearer <token>`, compared in constant
- * time; it binds to 127.0.0.1 unless told otherwise. It can trigger
+ * time — the probes too, unless `http.probesWithoutToken` (load balancers and
+ * kubelets send no token); it binds to 127.0.0.1 unless told otherwise. It can trigger
  * deletions, so it gives a hostile client nothing to hold on to: bounded
  * header and request times, a connection cap, a body cap counted as bytes
  * arrive (announced or chunked), and malformed input (bad percent-encoding,
@@ -14,7 +17,19 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type pg from "pg";
-import { binKinds, clusterStatus, enqueue, isPurgerError, PurgerError, type Logger, type PurgerConfig } from "@purger/core/host";
+import {
+  binKinds,
+  clusterStatus,
+  displayName,
+  enqueue,
+  formatProblem,
+  isPurgerError,
+  PurgerError,
+  schemaVersion,
+  type Logger,
+  type PurgerConfig,
+  type SchemaVersion,
+} from "@purger/core/host";
 
 /** How much a client may ask of the endpoint; `http.maxConnections` comes from purger.yaml, the rest are fixed. */
 export interface AdminLimits {
@@ -28,10 +43,14 @@ export interface AdminLimits {
   keepAliveTimeoutMs: number;
   /** Connections open at once; further ones are closed on arrival. */
   maxConnections: number;
+  /** `/readyz` answers 503 when the database has not answered within this. */
+  readyTimeoutMs: number;
 }
 
 const ADMIN_LIMITS: Omit<AdminLimits, "maxConnections"> = {
   maxBodyBytes: 70_000,
+  // Below the 1 s a Kubernetes probe waits by default, so the probe gets our reason rather than its own timeout.
+  readyTimeoutMs: 800,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
@@ -64,6 +83,8 @@ export interface AdminServerOptions {
   log: Logger;
   /** Overrides of the limits (tests shorten the timeouts). */
   limits?: Partial<AdminLimits>;
+  /** Directory the config file is named relative to in errors (the process's working directory). */
+  cwd?: string;
 }
 
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
@@ -107,11 +128,22 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     );
   });
 
+  const readiness = readinessCheck(pool, limits.readyTimeoutMs);
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const auth = req.headers.authorization ?? "";
-    const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
-    if (!timingSafeEqual(digest(token), expected)) {
-      sendAndClose(req, res, 401, { error: "missing or wrong bearer token" }, { "www-authenticate": 'Bearer realm="purger"' });
+    const url = parseTarget(req.url ?? "/");
+    // Exactly these two requests may go without a token; a path merely starting like them may not.
+    const probe = (req.method === "GET" || req.method === "HEAD") && url !== null ? PROBES.get(url.pathname) : undefined;
+    if (!(probe !== undefined && http.probesWithoutToken)) {
+      const auth = req.headers.authorization ?? "";
+      const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+      if (!timingSafeEqual(digest(token), expected)) {
+        sendAndClose(req, res, 401, { error: "missing or wrong bearer token" }, { "www-authenticate": 'Bearer realm="purger"' });
+        return;
+      }
+    } else if (hasBody(req)) {
+      // An unauthenticated client gets nothing read for it: no body is ever drained on its behalf.
+      sendAndClose(req, res, 400, { error: "a probe takes no body" });
       return;
     }
     const announced = Number(req.headers["content-length"] ?? 0);
@@ -119,9 +151,17 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       sendAndClose(req, res, 413, { error: `the body is larger than ${limits.maxBodyBytes} bytes (Content-Length: ${announced})` });
       return;
     }
-    const url = parseTarget(req.url ?? "/");
     if (url === null) {
       sendAndClose(req, res, 400, { error: `the request target is not a valid URL: ${JSON.stringify(req.url)}` });
+      return;
+    }
+    if (probe === "healthz") {
+      send(res, 200, { ok: true });
+      return;
+    }
+    if (probe === "readyz") {
+      const ready = await readiness();
+      send(res, ready.ok ? 200 : 503, ready);
       return;
     }
     if (req.method === "GET" && url.pathname === "/v1/status") {
@@ -180,11 +220,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       }
       return;
     }
-    send(res, 404, { error: "not found", routes: ["GET /v1/status", "POST /v1/bin/<kind>", "GET /metrics"] });
+    send(res, 404, {
+      error: "not found",
+      routes: ["GET /v1/status", "POST /v1/bin/<kind>", "GET /metrics", "GET /healthz", "GET /readyz"],
+    });
   }
 
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error) => reject(listenError(error, config, options.cwd ?? process.cwd())));
     server.listen(port, host, () => resolve());
   });
   const address = server.address();
@@ -192,8 +235,92 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   log.info({ event: "http:listen", ...bound }, "admin endpoint listening");
   return {
     address: bound,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // An idle keep-alive connection (a probe's) would otherwise hold the drain for its keep-alive timeout.
+        server.closeIdleConnections();
+      }),
   };
+}
+
+const PROBES = new Map<string, "healthz" | "readyz">([
+  ["/healthz", "healthz"],
+  ["/readyz", "readyz"],
+]);
+
+type Readiness =
+  { ok: true; schema: Omit<SchemaVersion, "upToDate"> } | { ok: false; reason: string; schema?: Omit<SchemaVersion, "upToDate"> };
+
+/**
+ * `/readyz`: the database answers within `timeoutMs` and its purger schema is the one this code
+ * expects. Probes that arrive while a check is still waiting share it, so a database that hangs
+ * holds one pool connection, not one per probe.
+ */
+function readinessCheck(pool: pg.Pool, timeoutMs: number): () => Promise<Readiness> {
+  let inFlight: Promise<SchemaVersion> | null = null;
+  return async () => {
+    if (inFlight === null) {
+      const check = schemaVersion(pool);
+      inFlight = check;
+      const clear = () => {
+        if (inFlight === check) inFlight = null;
+      };
+      check.then(clear, clear);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([inFlight, timeout]);
+      if (result === "timeout") return { ok: false, reason: `the database did not answer within ${timeoutMs} ms` };
+      const schema = { version: result.version, latest: result.latest };
+      if (result.upToDate) return { ok: true, schema };
+      const reason =
+        result.version < result.latest
+          ? `purger's schema in the database is at version ${result.version}, this purger expects ${result.latest}: its migrations are not applied (purger applies them when it starts)`
+          : `purger's schema in the database is at version ${result.version}, newer than this purger knows (${result.latest}): a newer release of purger upgraded it`;
+      return { ok: false, reason, schema };
+    } catch (error) {
+      // The driver's message may name hosts and users; a probe answered without a token gets the error code only.
+      const code = (error as { code?: unknown }).code;
+      return { ok: false, reason: `the database is unreachable${typeof code === "string" ? ` (${code})` : ""}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+}
+
+const LISTEN_ERRORS: Record<string, { what: string; hint: string }> = {
+  EADDRINUSE: {
+    what: "is in use",
+    hint: "another process listens there (another purger on this host?): give each its own address, e.g. listen: ${PURGER_HTTP_LISTEN:-127.0.0.1:9464} and PURGER_HTTP_LISTEN=127.0.0.1:9465 for the second",
+  },
+  EADDRNOTAVAIL: {
+    what: "is not an address of this host",
+    hint: "listen on one of this host's addresses, 127.0.0.1 or 0.0.0.0 (all of them)",
+  },
+  EACCES: { what: "may not be bound by this user", hint: "ports below 1024 need privileges: use a higher port such as 9464" },
+  ENOTFOUND: { what: "names a host that does not resolve", hint: "use an IP address (127.0.0.1, 0.0.0.0) or a resolvable host name" },
+};
+
+/** A listen failure is the configuration's: named where http.listen is written, like the resolver's errors. */
+function listenError(error: Error & { code?: string }, config: PurgerConfig, cwd: string): Error {
+  const known = error.code === undefined ? undefined : LISTEN_ERRORS[error.code];
+  if (known === undefined) return error;
+  const http = config.http!;
+  const message = formatProblem(displayName(config.file, cwd), {
+    line: http.listenAt?.line ?? null,
+    column: http.listenAt?.column ?? null,
+    path: "http.listen",
+    message: `${http.listen} ${known.what} (${error.code})`,
+  });
+  return new PurgerError("CONFIG", message, { hint: known.hint, cause: error });
 }
 
 function digest(value: string): Buffer {

@@ -3,15 +3,16 @@
  * hostile clients (slow headers, oversized or endless bodies, too many
  * connections) speak raw HTTP over `net` sockets.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { binKinds, loadConfig, migrate, silentLogger, type PurgerConfig } from "@purger/core/host";
+import { binKinds, createPool, loadConfig, migrate, schemaVersion, silentLogger, type PurgerConfig } from "@purger/core/host";
 import { createTestDatabase } from "@purger/core/testing";
 import { startAdminServer, type AdminServer } from "../src/http.js";
+import { idSpan, NOTES_PLUGIN, purger, retentionEntry, runRows, seedTable, spawnPurger, tempDir } from "./helpers.js";
 
 const TOKEN = "s3cret-token-for-tests";
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -324,3 +325,188 @@ describe("admin endpoint against hostile clients", () => {
     expect(await binCount()).toBe(before + 2);
   });
 });
+
+describe("probes: GET /healthz and GET /readyz", () => {
+  const withProbes = (overrides: Partial<NonNullable<PurgerConfig["http"]>> = {}): PurgerConfig => ({
+    ...config,
+    http: { ...config.http!, probesWithoutToken: true, ...overrides },
+  });
+  const get = async (url: string, headers: Record<string, string> = {}) => {
+    const response = await fetch(url, { headers });
+    return { status: response.status, body: (await response.json()) as unknown };
+  };
+  const latest = async () => (await schemaVersion(db.pool)).latest;
+
+  it("need the token like every path unless http.probesWithoutToken is set", async () => {
+    expect((await get(`${base}/healthz`)).status).toBe(401);
+    expect((await get(`${base}/readyz`)).status).toBe(401);
+    expect(await get(`${base}/healthz`, auth())).toEqual({ status: 200, body: { ok: true } });
+    const version = await latest();
+    expect(await get(`${base}/readyz`, auth())).toEqual({ status: 200, body: { ok: true, schema: { version, latest: version } } });
+  });
+
+  it("with http.probesWithoutToken: true, answer without a token; every other path still requires it", async () => {
+    const open = await startAdminServer({ config: withProbes(), pool: db.pool, log: silentLogger });
+    const url = `http://127.0.0.1:${open.address.port}`;
+    try {
+      expect(await get(`${url}/healthz`)).toEqual({ status: 200, body: { ok: true } });
+      expect((await get(`${url}/readyz`)).body).toMatchObject({ ok: true });
+      expect((await fetch(`${url}/healthz`, { method: "HEAD" })).status).toBe(200);
+      const before = await binCount();
+      for (const path of ["/v1/status", "/metrics", "/healthz/", "/readyz/../v1/status"]) {
+        expect((await fetch(`${url}${path}`)).status, path).toBe(401);
+      }
+      expect((await fetch(`${url}/v1/bin/blobs.prefix`, { method: "POST", body: '{"prefix":"a/"}' })).status).toBe(401);
+      expect((await fetch(`${url}/healthz`, { method: "POST", body: "{}" })).status).toBe(401);
+      expect(await binCount()).toBe(before);
+      expect((await fetch(`${url}/v1/status`, { headers: auth() })).status).toBe(200);
+      // Without a token nothing is read for a client: a probe with a body is refused and the connection closed.
+      const client = await rawClient(open.address.port);
+      client.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+      const raw = await client.closed;
+      expect({ status: statusLines(raw), body: bodyOf(raw) }).toEqual({
+        status: ["HTTP/1.1 400 Bad Request"],
+        body: { error: "a probe takes no body" },
+      });
+    } finally {
+      await open.close();
+    }
+  });
+
+  it("/readyz answers 503 with the reason while purger's migrations are not applied, or are newer than this purger", async () => {
+    const fresh = await createTestDatabase();
+    const server = await startAdminServer({ config: withProbes(), pool: fresh.pool, log: silentLogger });
+    const url = `http://127.0.0.1:${server.address.port}`;
+    try {
+      const version = await latest();
+      expect(await get(`${url}/readyz`)).toEqual({
+        status: 503,
+        body: {
+          ok: false,
+          reason: `purger's schema in the database is at version 0, this purger expects ${version}: its migrations are not applied (purger applies them when it starts)`,
+          schema: { version: 0, latest: version },
+        },
+      });
+      expect(await get(`${url}/healthz`)).toEqual({ status: 200, body: { ok: true } });
+      await migrate(fresh.pool, { workerSchema: config.worker.schema, kinds: [] });
+      expect((await get(`${url}/readyz`)).status).toBe(200);
+      await fresh.pool.query("INSERT INTO purger.migrations (version, name) VALUES ($1, 'from-a-newer-release')", [version + 1]);
+      expect(await get(`${url}/readyz`)).toEqual({
+        status: 503,
+        body: {
+          ok: false,
+          reason: `purger's schema in the database is at version ${version + 1}, newer than this purger knows (${version}): a newer release of purger upgraded it`,
+          schema: { version: version + 1, latest: version },
+        },
+      });
+    } finally {
+      await server.close();
+      await fresh.drop();
+    }
+  });
+
+  it("/readyz answers 503 when the database does not answer within the readiness timeout (a lock holds the query), then 200 again", async () => {
+    const server = await startAdminServer({ config: withProbes(), pool: db.pool, log: silentLogger, limits: { readyTimeoutMs: 300 } });
+    const url = `http://127.0.0.1:${server.address.port}`;
+    const locker = await db.pool.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE purger.migrations IN ACCESS EXCLUSIVE MODE");
+      expect(await get(`${url}/readyz`)).toEqual({
+        status: 503,
+        body: { ok: false, reason: "the database did not answer within 300 ms" },
+      });
+      expect(await get(`${url}/healthz`)).toEqual({ status: 200, body: { ok: true } });
+      await locker.query("ROLLBACK");
+      expect((await get(`${url}/readyz`)).status).toBe(200);
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {});
+      locker.release();
+      await server.close();
+    }
+  });
+
+  it("/readyz answers 503 when the database is unreachable; /healthz still 200", async () => {
+    const closed = await freePort();
+    const pool = createPool({ url: `postgres://purger@127.0.0.1:${closed}/purger` });
+    const server = await startAdminServer({ config: withProbes(), pool, log: silentLogger });
+    const url = `http://127.0.0.1:${server.address.port}`;
+    try {
+      expect(await get(`${url}/readyz`)).toEqual({
+        status: 503,
+        body: { ok: false, reason: "the database is unreachable (ECONNREFUSED)" },
+      });
+      expect(await get(`${url}/healthz`)).toEqual({ status: 200, body: { ok: true } });
+    } finally {
+      await server.close();
+      await pool.end();
+    }
+  });
+});
+
+describe("http.listen in purger run", () => {
+  let project: { dir: string; cleanup(): void };
+  beforeAll(() => {
+    project = tempDir("purger-http-listen-");
+    writeFileSync(join(project.dir, "notes.mjs"), NOTES_PLUGIN);
+  });
+  afterAll(() => project.cleanup());
+
+  it("a port in use is a configuration error naming http.listen where it is written (exit 2), before any run starts", async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const port = (busy.address() as AddressInfo).port;
+    const dir = join(project.dir, "busy");
+    mkdirSync(dir);
+    await seedTable(db.pool, "listen_busy", 5, 0);
+    const entry = retentionEntry({ id: "busy", table: "listen_busy", schedule: "every 1h", runOnStart: true });
+    writeFileSync(
+      join(dir, "purger.yaml"),
+      `database:\n  url: ${db.url}\nhttp:\n  token: t\n  listen: 127.0.0.1:${port}\nplugins:\n${entry.replace(/^/gm, "  ")}`,
+    );
+    try {
+      const exit = await purger(["run", "--no-tui"], { cwd: dir });
+      expect(exit.code).toBe(2);
+      expect(exit.stderr).toContain(
+        `purger: purger.yaml:5:11 http.listen: 127.0.0.1:${port} is in use (EADDRINUSE)\n` +
+          "hint: another process listens there (another purger on this host?): give each its own address, e.g. listen: ${PURGER_HTTP_LISTEN:-127.0.0.1:9464} and PURGER_HTTP_LISTEN=127.0.0.1:9465 for the second\n",
+      );
+      expect(await runRows(db.pool, "busy")).toEqual([]);
+      expect((await idSpan(db.pool, "listen_busy")).count).toBe(5);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it("replicas on one host share a purger.yaml and each listen where PURGER_HTTP_LISTEN says", async () => {
+    writeFileSync(
+      join(project.dir, "purger.yaml"),
+      `database:\n  url: ${db.url}\nhttp:\n  listen: \${PURGER_HTTP_LISTEN:-127.0.0.1:9464}\n  token: t\n  probesWithoutToken: true\nplugins:\n  - id: notes\n    use: ./notes.mjs\n`,
+    );
+    const ports = [await freePort(), await freePort()];
+    const replicas = ports.map((port) =>
+      spawnPurger(["run", "--no-tui"], { cwd: project.dir, env: { PURGER_HTTP_LISTEN: `127.0.0.1:${port}` } }),
+    );
+    try {
+      for (const [index, replica] of replicas.entries()) {
+        const line = await replica.waitForLog((l) => l.event === "http:listen");
+        expect(line["port"]).toBe(ports[index]);
+        expect((await fetch(`http://127.0.0.1:${ports[index]}/healthz`)).status).toBe(200);
+        await replica.waitForLog((l) => l.event === "worker:start");
+      }
+      for (const replica of replicas) replica.kill("SIGTERM");
+      for (const replica of replicas) expect((await replica.exited).code).toBe(0);
+    } finally {
+      for (const replica of replicas) await replica.stop();
+    }
+  });
+});
+
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}

@@ -18,6 +18,7 @@ export { interpolateString } from "./config/interpolate.js";
 export { loadPlugin, resolvePluginPath, pluginShapeProblems, optionsValidator } from "./config/resolve-plugin.js";
 export type { ResolvePluginOptions } from "./config/resolve-plugin.js";
 export { formatProblem } from "./config/errors.js";
+export { displayName } from "./config/checks.js";
 export type { ConfigProblem } from "./config/errors.js";
 export { redactSecretsIn } from "./redact.js";
 export { createPool } from "./db/pool.js";

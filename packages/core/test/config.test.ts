@@ -63,7 +63,13 @@ describe("a valid file", () => {
     expect(config.worker).toEqual({ concurrency: 8, shutdownTimeoutMs: 45_000, schema: "purger_worker" });
     expect(config.runs).toEqual({ keepMs: 14 * 86_400_000 });
     expect(config.timezone).toBe("Europe/Paris");
-    expect(config.http).toEqual({ listen: "127.0.0.1:9555", token: "change-me", maxConnections: 32 });
+    expect(config.http).toEqual({
+      listen: "127.0.0.1:9555",
+      token: "change-me",
+      maxConnections: 32,
+      probesWithoutToken: false,
+      listenAt: { line: 17, column: 11 },
+    });
 
     const entries = config.entries.map(({ plugin, ...rest }) => ({ plugin: plugin.name, ...rest }));
     expect(entries).toEqual([
@@ -718,5 +724,47 @@ describe("the published schema", () => {
     expect(validate({ plugins: [{ id: "a", use: "fake-plugin", options: { table: "t" } }] })).toBe(false);
     // Another `use` is not held to fake-plugin's schema.
     expect(validate({ plugins: [{ id: "a", use: "other", options: { anything: 1 } }] })).toBe(true);
+  });
+});
+
+describe("http: the admin endpoint's keys", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "purger-config-http-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function load(name: string, yaml: string, env: Record<string, string> = {}) {
+    await writeFile(path.join(dir, name), yaml);
+    return loadConfig({ configPath: name, cwd: dir, env });
+  }
+
+  test("probesWithoutToken is off by default, a boolean when given, and the place of http.listen is kept for the listen error", async () => {
+    const plain = await load("plain.yaml", "http:\n  listen: 127.0.0.1:9555\n  token: t\nplugins: []\n");
+    expect(plain.http).toEqual({
+      listen: "127.0.0.1:9555",
+      token: "t",
+      maxConnections: 32,
+      probesWithoutToken: false,
+      listenAt: { line: 2, column: 11 },
+    });
+    const probes = await load("probes.yaml", "http:\n  token: t\n  probesWithoutToken: true\nplugins: []\n");
+    // listen not written: the default, placed at `http:` itself.
+    expect(probes.http).toMatchObject({ listen: "127.0.0.1:9464", probesWithoutToken: true, listenAt: { line: 1, column: 1 } });
+    const error = await rejectionOf(load("wrong.yaml", 'http:\n  token: t\n  probesWithoutToken: "yes please"\nplugins: []\n'));
+    expect(error.message).toBe('wrong.yaml:3:23 http.probesWithoutToken: expected true or false, found "yes please"');
+  });
+
+  test("replicas on one host each set their own address: listen: ${PURGER_HTTP_LISTEN:-127.0.0.1:9464}", async () => {
+    const yaml = "http:\n  listen: ${PURGER_HTTP_LISTEN:-127.0.0.1:9464}\n  token: t\nplugins: []\n";
+    expect((await load("replica.yaml", yaml)).http?.listen).toBe("127.0.0.1:9464");
+    expect((await load("replica.yaml", yaml, { PURGER_HTTP_LISTEN: "127.0.0.1:9465" })).http).toMatchObject({
+      listen: "127.0.0.1:9465",
+      listenAt: { line: 2, column: 11 },
+    });
+    const error = await rejectionOf(load("replica.yaml", yaml, { PURGER_HTTP_LISTEN: "127.0.0.1:99999" }));
+    expect(error.message).toBe("replica.yaml:2:11 http.listen: expected a port from 0 to 65535, found 99999");
   });
 });

@@ -77,29 +77,37 @@ async function serve({ config, events, io, log, tui, concurrency, setDrain }: Se
     );
   });
   events.on("engine:error", (e) => log.error({ where: e.where, error: e.error.message }, "engine error"));
-  const heartbeatMs = Number(io.env.PURGER_HEARTBEAT_MS ?? 5_000);
-  const worker = await startWorker({
-    config,
-    pool: db.pool,
-    events,
-    log,
-    heartbeatMs,
-    deadAfterMs: Number(io.env.PURGER_DEAD_AFTER_MS ?? heartbeatMs * 6),
-    concurrency: db.concurrency,
-    ...(tui ? { isPaused: tui.store.isPaused } : {}),
-  });
-  tui?.store.setProcessId(worker.processId);
-  tui?.store.setConcurrency(db.concurrency);
+  // Bound before the worker starts: an address in use is a configuration error, and no run may begin before it is reported.
   let admin: AdminServer | null = null;
   if (config.http) {
     try {
-      admin = await startAdminServer({ config, pool: db.pool, log });
+      admin = await startAdminServer({ config, pool: db.pool, log, cwd: io.cwd });
     } catch (error) {
-      await worker.stop();
+      stopProgress();
+      await tui?.detach();
       await db.close();
       throw error;
     }
   }
+  const heartbeatMs = Number(io.env.PURGER_HEARTBEAT_MS ?? 5_000);
+  let worker: Awaited<ReturnType<typeof startWorker>>;
+  try {
+    worker = await startWorker({
+      config,
+      pool: db.pool,
+      events,
+      log,
+      heartbeatMs,
+      deadAfterMs: Number(io.env.PURGER_DEAD_AFTER_MS ?? heartbeatMs * 6),
+      concurrency: db.concurrency,
+      ...(tui ? { isPaused: tui.store.isPaused } : {}),
+    });
+  } catch (error) {
+    await admin?.close();
+    throw error;
+  }
+  tui?.store.setProcessId(worker.processId);
+  tui?.store.setConcurrency(db.concurrency);
   log.info(
     {
       event: "worker:start",

@@ -227,7 +227,10 @@ function resolveHttp(checks: ConfigChecks, http: Record<string, unknown>): NonNu
     );
   }
   const maxConnections = typeof http["maxConnections"] === "number" ? http["maxConnections"] : CONFIG_DEFAULTS.httpMaxConnections;
-  return { listen, token, maxConnections };
+  const probesWithoutToken = http["probesWithoutToken"] === true;
+  // Binding happens in `purger run`, long after resolution: keep the place so "port in use" can name its line.
+  const listenAt = checks.source.locate(raw === undefined ? ["http"] : ["http", "listen"], raw === undefined ? "key" : "value");
+  return { listen, token, maxConnections, probesWithoutToken, ...(listenAt ? { listenAt } : {}) };
 }
 
 /** id → index of its first entry; later duplicates are reported. */

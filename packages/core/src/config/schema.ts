@@ -64,6 +64,8 @@ export interface PurgerConfigInput {
     token?: string;
     /** Connections the admin endpoint keeps open at once. @defaultValue 32 */
     maxConnections?: number;
+    /** `GET /healthz` and `GET /readyz` answer without the token (for Kubernetes probes). @defaultValue false */
+    probesWithoutToken?: boolean;
   };
   plugins: EntryInput[];
 }
@@ -189,6 +191,12 @@ const SCHEMA = {
           minimum: 1,
           default: 32,
           description: "Connections the endpoint keeps open at once; further ones are closed on arrival.",
+        },
+        probesWithoutToken: {
+          type: "boolean",
+          default: false,
+          description:
+            "GET /healthz and GET /readyz answer without the token (load balancer and Kubernetes probes); every other path still requires it.",
         },
       },
     },

@@ -53,7 +53,15 @@ export interface PurgerConfig {
   worker: { concurrency: number; shutdownTimeoutMs: number; schema: string };
   runs: { keepMs: number };
   timezone: string;
-  http: { listen: string; token: string; maxConnections: number } | null;
+  http: {
+    listen: string;
+    token: string;
+    maxConnections: number;
+    /** `GET /healthz` and `GET /readyz` need no token. */
+    probesWithoutToken: boolean;
+    /** Where `http.listen` is in the file (`http:` itself when the default applies), for the error when it cannot be bound. */
+    listenAt?: { line: number; column: number };
+  } | null;
   entries: EntryConfig[];
   /** Things worth telling that do not stop purger (e.g. a default guard a plugin cannot enforce), one line each. */
   warnings?: string[];
