@@ -19,7 +19,6 @@ import { PurgerError } from "./errors.js";
 import { PurgerEventEmitter } from "./events.js";
 import type { AnyPlugin, Diagnostic } from "./plugin.js";
 import { runEntry, type RunResult } from "./engine/run-entry.js";
-import { initialBatchSize } from "./engine/batch-size.js";
 import { silentLogger, type Logger } from "./log.js";
 import { binKinds, enqueue, getBinItem, type BinItem } from "./engine/bin.js";
 import { startWorker, type PurgerWorker } from "./engine/worker.js";
