@@ -1,5 +1,5 @@
 /**
- * QUALITY P1: retention throughput. 1 M rows, ~50 % past the cutoff, indexed
+ * P1 (bench/README.md): retention throughput. 1 M rows, ~50 % past the cutoff, indexed
  * timestamp; batch 1 000 and 10 000. The reference is a hand-written
  * node-postgres loop of the same batched CTE delete (keyset on (ts, id),
  * `FOR UPDATE SKIP LOCKED`, `DELETE … USING`), one transaction per batch, as

@@ -1,5 +1,5 @@
 /**
- * QUALITY P2: deleting a prefix of 10 000+ objects on a local S3-compatible
+ * P2 (bench/README.md): deleting a prefix of 10 000+ objects on a local S3-compatible
  * server (s3rver, in-process). purger deletes it through the real bin: the
  * item is enqueued and an idle worker runs the `<id>.prefix` handler (list
  * with StartAfter, DeleteObjects of 1 000 keys, `concurrency` in flight,

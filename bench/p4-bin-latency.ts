@@ -1,5 +1,5 @@
 /**
- * QUALITY P4: bin latency on an idle worker — from `enqueue` (its own
+ * P4 (bench/README.md): bin latency on an idle worker — from `enqueue` (its own
  * committed transaction) to the item handled (`bin:item:done`, emitted once
  * the item's row says `done`). Targets: p50 ≤ 50 ms, p99 ≤ 250 ms, which
  * only LISTEN/NOTIFY can meet (graphile-worker's poll interval is 2 s).

@@ -1,5 +1,5 @@
 /**
- * QUALITY P4b: bin latency under load. 500 items/s are enqueued for 60 s (each
+ * P4b (bench/README.md): bin latency under load. 500 items/s are enqueued for 60 s (each
  * in its own committed transaction, from the web server's pool) while a
  * retention entry scheduled `every 5s` deletes in batches the rows a producer
  * keeps adding past its cutoff. Reports enqueue → handled latency (p50, p99),

@@ -1,5 +1,5 @@
 /**
- * QUALITY P5: scale-out. Six independent retention entries, each with a
+ * P5 (bench/README.md): scale-out. Six independent retention entries, each with a
  * backlog, worked by one `purger run --concurrency 1` process, then by three
  * such processes on the same database. The time is the cluster's: from the
  * first run's start to the last run's end (purger.runs), so process start-up

@@ -1,5 +1,5 @@
 /**
- * QUALITY P6: a run with nothing to do costs at most 25 ms of engine overhead.
+ * P6 (bench/README.md): a run with nothing to do costs at most 25 ms of engine overhead.
  * `runEntry` (the run loop `purger once` and the worker call) on an empty
  * table, timed many times; the median is the figure. Two cases:
  *   - retention: the retention plugin on an empty indexed table (what a user's

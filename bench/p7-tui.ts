@@ -1,5 +1,5 @@
 /**
- * QUALITY P7: what the terminal UI costs. The same 1 M-row retention backfill
+ * P7 (bench/README.md): what the terminal UI costs. The same 1 M-row retention backfill
  * (~50 % past the cutoff, batch 1 000) run by the real `purger once` in a real
  * pseudo-terminal (tmux, 100×30), once with the UI and once with `--no-tui`
  * (pino progress lines on the same terminal). The time compared is the run's

@@ -1,5 +1,5 @@
 /**
- * QUALITY P8: start-up of the installed CLI (built packages, nothing compiled
+ * P8 (bench/README.md): start-up of the installed CLI (built packages, nothing compiled
  * at start). The packages are built, packed and installed with npm into
  * `.bench/p8-app` (outside the workspace's node_modules), then:
  *   - `purger --version`: the first run after install (cold) and the median of

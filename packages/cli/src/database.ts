@@ -1,7 +1,7 @@
 /**
  * Connecting a command to its database: `database.url`, or the embedded
  * PostgreSQL under `.purger/` when the key is absent; migrations and the
- * config's bin kinds registered in the same step (SPEC §5).
+ * config's bin kinds registered in the same step (so `purger.enqueue` knows them before any worker starts).
  */
 import { join } from "node:path";
 import type pg from "pg";

@@ -1,5 +1,5 @@
 /**
- * The `purger` binary as a user runs it: exit codes (SPEC §7), what it prints
+ * The `purger` binary as a user runs it: exit codes (README.md, "Using it"), what it prints
  * on stdout and stderr, and which rows remain afterwards. Every test spawns
  * the real binary with pipes (no TTY: JSON logs on stderr) against a database
  * of its own on the test PostgreSQL.

@@ -353,7 +353,7 @@ describe("startWorker", () => {
       expect(await ids(db.pool, "t_every")).toEqual([]);
       expect(await ids(db.pool, "t_broken")).toEqual(range(1, 10));
       expect(binDone).toEqual([id1]);
-      // The bin is woken by NOTIFY, not by the 2 s poll (QUALITY P4 measures it properly in bench/).
+      // The bin is woken by NOTIFY, not by the 2 s poll (bench/p4-bin-latency.ts measures it properly).
       expect(latency).toBeLessThan(2000);
       expect(await ids(db.pool, "t_bin")).toEqual([2, 3]);
     } finally {

@@ -1,5 +1,5 @@
 /**
- * The stale-uploads sweep (SPEC §1 scenario 3): rows of a presigned-upload
+ * The stale-uploads sweep (a presigned-upload workflow, see the README): rows of a presigned-upload
  * table whose flag is still false after the retention are locked (`FOR UPDATE
  * SKIP LOCKED`) and deleted, each under its own savepoint, so one failing row
  * never stops the sweep: it is logged, left in place and stepped over by the

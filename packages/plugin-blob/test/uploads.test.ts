@@ -1,5 +1,5 @@
 /**
- * Stale pending uploads (SPEC §1 scenario 3): the scheduled sweep through the
+ * Stale pending uploads (see the package README): the scheduled sweep through the
  * real run loop (`runPlugin`), `<id>.upload` through the real bin, `purger
  * doctor`'s checks — real PostgreSQL, real s3rver.
  */

@@ -118,7 +118,7 @@ export default definePlugin<RetentionOptions, RetentionState>({
   async estimate(ctx) {
     // The planner's estimate costs a plan, not a scan; a small backlog is then counted exactly
     // (cheap, and the progress bar ends at its true total). A large one keeps the estimate: an
-    // exact count of millions of rows would cost a noticeable share of the run itself (QUALITY P1).
+    // exact count of millions of rows would cost a noticeable share of the run itself (bench/p1-retention.ts).
     const explained = await ctx.pool.query<{ "QUERY PLAN": Array<{ Plan: { "Plan Rows": number } }> }>(
       bind(ctx.state.explainCount, runValues(ctx)),
     );

@@ -1,5 +1,5 @@
 /**
- * The safety invariants (SPEC §6) over random data, batch sizes and options:
+ * The safety invariants (never newer than the cutoff, never outside the table) over random data, batch sizes and options:
  * nothing within the window or protected by a condition is deleted, and
  * nothing that qualifies remains — compared with a reference computed here.
  */

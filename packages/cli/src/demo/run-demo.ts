@@ -1,7 +1,7 @@
 /**
  * `purger demo`, start to end, with nothing installed: an in-process S3
  * server, the embedded PostgreSQL under `.purger/demo`, a fresh database
- * seeded for every scenario of SPEC §1, a team deletion put in the bin the
+ * seeded for every scenario of examples/, a team deletion put in the bin the
  * way a web server does it, then a real worker (`startWorker`, as `purger
  * run`) working every entry until every backlog and the bin are empty.
  *

@@ -1,5 +1,5 @@
 /**
- * Loading Ink so that the terminal decides, not the `CI` variable (SPEC §9).
+ * Loading Ink so that the terminal decides, not the `CI` variable (see the README, "The terminal UI").
  *
  * Ink reads `CI` / `CONTINUOUS_INTEGRATION` once, when its module is first
  * evaluated (the `is-in-ci` package): set, it draws only the last frame,

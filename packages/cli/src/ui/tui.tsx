@@ -24,7 +24,7 @@ export interface MountedTui {
   unmount(): Promise<void>;
 }
 
-/** At most this many frames a second (QUALITY P7: the UI never slows the work). */
+/** At most this many frames a second (the UI never slows the work: bench/p7-tui.ts). */
 export const MAX_FPS = 10;
 
 export function mountTui(options: MountOptions): MountedTui {

@@ -12,7 +12,7 @@ import { optionsValidator } from "./resolve-plugin.js";
 import { parseSchedule } from "./schedule.js";
 import type { AutoBatchSize, EntryConfig, Guard, Schedule } from "./types.js";
 
-/** Built-in defaults of an entry (SPEC §3). */
+/** Built-in defaults of an entry (`purger schema` shows them). */
 export const ENTRY_DEFAULTS = { batchSize: 1000, timeoutMs: 10 * 60_000, jitter: 0, runOnStart: false } as const;
 
 /** graphile-worker considers a job lock stale after 4 hours: no slice may last that long. */

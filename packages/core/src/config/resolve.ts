@@ -30,7 +30,7 @@ export interface ResolveOptions {
 /** The drain after SIGTERM is a timer, and a Node timer longer than 2^31-1 ms fires at once. */
 const MAX_TIMER_MS = 24 * 86_400_000;
 
-/** Defaults of purger.yaml (SPEC §3). */
+/** Defaults of purger.yaml (`purger schema` shows them). */
 export const CONFIG_DEFAULTS = {
   concurrency: 4,
   shutdownTimeoutMs: 30_000,

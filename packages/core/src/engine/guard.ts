@@ -1,5 +1,5 @@
 /**
- * Guards (SPEC §6): before its first change a run counts exactly what
+ * Guards (README, "How the engine runs entries"): before its first change a run counts exactly what
  * qualifies, capped, and stops when a limit is passed.
  */
 import type { Guard } from "../config/types.js";
