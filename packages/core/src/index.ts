@@ -41,3 +41,9 @@ export type { UniqueKeyCheck } from "./db/unique-key.js";
 /** A web server's Node API to the bin (also `SELECT purger.enqueue(kind, payload)` from any language). */
 export { enqueue } from "./engine/bin.js";
 export type { JSONSchemaType } from "ajv";
+/** Helpers for what every plugin does: retrying external calls, permanent failures, a concurrency limit. */
+export { retry, backoffMs } from "./sdk/retry.js";
+export type { RetryOptions } from "./sdk/retry.js";
+export { permanent, isPermanent } from "./sdk/permanent.js";
+export { pLimit, limit, limitFunction } from "./sdk/limit.js";
+export type { LimitFunction } from "./sdk/limit.js";

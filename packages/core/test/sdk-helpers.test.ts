@@ -1,0 +1,215 @@
+/**
+ * The SDK's helpers for what every plugin did by hand: retrying external
+ * calls, permanent failures, a concurrency limit. The bin's treatment of a
+ * permanent failure goes through the real bin worker.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { definePlugin, isPermanent, limit, permanent, PurgerError, retry } from "../src/host.js";
+import { createTestDatabase, runBin, type TestDatabase } from "../src/testing.js";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase("sdk-helpers");
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** A real HTTP server answering each request with the next status of `statuses` (the last one repeats). */
+async function statusServer(statuses: number[]): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {
+  let hits = 0;
+  const server: Server = createServer((_req, res) => {
+    const status = statuses[Math.min(hits, statuses.length - 1)]!;
+    hits += 1;
+    res.writeHead(status).end(String(status));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    hits: () => hits,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number) {
+    super(`answered ${status}`);
+  }
+}
+
+async function get(url: string, signal?: AbortSignal): Promise<string> {
+  const response = await fetch(url, signal ? { signal } : {});
+  const body = await response.text();
+  if (!response.ok) throw new HttpError(response.status);
+  return body;
+}
+
+describe("retry", () => {
+  it("retries a failing call until it succeeds, within its attempts", async () => {
+    const server = await statusServer([503, 503, 200]);
+    try {
+      const seen: number[] = [];
+      const body = await retry((attempt) => (seen.push(attempt), get(server.url)), { attempts: 5, baseMs: 1, maxMs: 5 });
+      expect(body).toBe("200");
+      expect(seen).toEqual([1, 2, 3]);
+      expect(server.hits()).toBe(3);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("throws the last attempt's error after `attempts` tries", async () => {
+    const server = await statusServer([503]);
+    try {
+      await expect(retry(() => get(server.url), { attempts: 3, baseMs: 1 })).rejects.toThrow("answered 503");
+      expect(server.hits()).toBe(3);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("never retries a permanent failure, nor one `retryable` refuses", async () => {
+    const server = await statusServer([404]);
+    try {
+      const wrapped = retry(
+        () =>
+          get(server.url).catch((error: unknown) => {
+            throw error instanceof HttpError && error.status < 500 ? permanent(error) : error;
+          }),
+        { attempts: 5, baseMs: 1 },
+      );
+      await expect(wrapped).rejects.toMatchObject({ code: "PERMANENT", message: "answered 404" });
+      expect(server.hits()).toBe(1);
+      await expect(
+        retry(() => get(server.url), { attempts: 5, baseMs: 1, retryable: (e) => !(e instanceof HttpError && e.status === 404) }),
+      ).rejects.toThrow("answered 404");
+      expect(server.hits()).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("makes no attempt after the signal aborted, and an abort during the wait ends it with the signal's reason", async () => {
+    const server = await statusServer([503]);
+    try {
+      const controller = new AbortController();
+      const pending = retry(() => get(server.url), {
+        attempts: 10,
+        baseMs: 60_000,
+        maxMs: 60_000,
+        random: () => 1,
+        signal: controller.signal,
+        onRetry: () => controller.abort(new Error("shutting down")),
+      });
+      await expect(pending).rejects.toThrow("shutting down");
+      expect(server.hits()).toBe(1);
+      await expect(retry(() => get(server.url), { signal: controller.signal })).rejects.toThrow("shutting down");
+      expect(server.hits()).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("waits with full jitter, capped at maxMs, and lets delayMs override the wait", async () => {
+    const waits: number[] = [];
+    let calls = 0;
+    await retry(
+      async () => {
+        calls += 1;
+        if (calls < 5) throw new Error("transient");
+      },
+      { attempts: 5, baseMs: 1, maxMs: 4, random: () => 0.999, onRetry: ({ delayMs }) => waits.push(delayMs) },
+    );
+    expect(waits).toEqual([1, 2, 4, 4]);
+    const overridden: number[] = [];
+    calls = 0;
+    await retry(
+      async () => {
+        calls += 1;
+        if (calls < 3) throw new Error("transient");
+      },
+      {
+        attempts: 3,
+        baseMs: 1,
+        random: () => 0,
+        delayMs: (_e, _a, backoff) => backoff + 2,
+        onRetry: ({ delayMs }) => overridden.push(delayMs),
+      },
+    );
+    expect(overridden).toEqual([2, 2]);
+  });
+});
+
+describe("permanent failures", () => {
+  it("permanent() keeps the cause's message and the cause; isPermanent knows PERMANENT, PAYLOAD and CONFIG", () => {
+    const cause = new Error("the CA refused: unknown serial");
+    const error = permanent(cause);
+    expect(error).toBeInstanceOf(PurgerError);
+    expect([error.code, error.message, error.cause]).toEqual(["PERMANENT", "the CA refused: unknown serial", cause]);
+    expect(permanent(error)).toBe(error);
+    expect(permanent("gone", { hint: "re-enqueue it" })).toMatchObject({ code: "PERMANENT", message: "gone", hint: "re-enqueue it" });
+    expect([isPermanent(error), isPermanent(new PurgerError("PAYLOAD", "x")), isPermanent(new PurgerError("CONFIG", "x"))]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect([isPermanent(cause), isPermanent(new PurgerError("DATABASE", "x"))]).toEqual([false, false]);
+  });
+
+  it("a bin handler throwing one fails its item for good at attempt 1; an ordinary error is retried", async () => {
+    const plugin = definePlugin<Record<string, never>>({
+      name: "test-permanent",
+      version: "1.0.0",
+      usesRetention: false,
+      options: { type: "object", additionalProperties: false },
+      bin: {
+        revoke: {
+          schema: { type: "object", properties: { serial: { type: "string" } }, required: ["serial"], additionalProperties: false },
+          handle(ctx, payload: { serial: string }) {
+            if (payload.serial === "gone") throw permanent(new Error(`the CA does not know serial ${payload.serial}`));
+            if (ctx.item.attempt < 2) throw new Error("the CA is busy");
+            return Promise.resolve({ processed: 1 });
+          },
+        },
+      },
+    });
+    const items = await runBin(plugin, {
+      pool: db.pool,
+      id: "perm",
+      options: {},
+      items: [
+        { handler: "revoke", payload: { serial: "gone" } },
+        { handler: "revoke", payload: { serial: "busy" } },
+      ],
+      maxAttempts: 2,
+    });
+    expect(items.map((item) => [item.status, item.attempts, item.lastError])).toEqual([
+      ["failed", 1, "the CA does not know serial gone"],
+      ["done", 2, null],
+    ]);
+  });
+});
+
+describe("limit", () => {
+  it("runs at most n calls at once", async () => {
+    const run = limit(2);
+    let active = 0;
+    let most = 0;
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) =>
+        run(async () => {
+          active += 1;
+          most = Math.max(most, active);
+          await new Promise((resolve) => setImmediate(resolve));
+          active -= 1;
+          return n * 10;
+        }),
+      ),
+    );
+    expect(results).toEqual([10, 20, 30, 40, 50]);
+    expect(most).toBe(2);
+  });
+});
