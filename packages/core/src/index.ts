@@ -47,3 +47,28 @@ export type { RetryOptions } from "./sdk/retry.js";
 export { permanent, isPermanent } from "./sdk/permanent.js";
 export { pLimit, limit, limitFunction } from "./sdk/limit.js";
 export type { LimitFunction } from "./sdk/limit.js";
+/** The Postgres catalog toolkit: tables, columns, keys and indexes an entry's options name. */
+export {
+  displayIdent,
+  findColumn,
+  keyColumn,
+  leadingIndex,
+  loadReferencingKeys,
+  loadTable,
+  loadTables,
+  parseTableName,
+  requireColumn,
+  similarTables,
+  suggestColumn,
+} from "./sdk/catalog.js";
+export type {
+  ColumnInfo,
+  ForeignKeyInfo,
+  IndexInfo,
+  LeadingIndexOptions,
+  LoadTableOptions,
+  Queryable,
+  TableInfo,
+  TableRef,
+  TypeInfo,
+} from "./sdk/catalog.js";
