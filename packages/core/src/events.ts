@@ -61,6 +61,8 @@ export interface RunFinishEvent {
 export interface PurgerEvents {
   /** A run (or one of its slices) starts working. */
   "run:start": RunStartEvent;
+  /** A long `estimate` reports how far it has counted (`ctx.progress` in the estimate's context). */
+  "run:estimate:progress": { runId: string | null; entry: string; done: number; total: number | null };
   /** Waiting for another process that holds the entry's lock. */
   "run:lock:wait": { entry: string; holder: string | null };
   "run:batch:done": BatchDoneEvent;

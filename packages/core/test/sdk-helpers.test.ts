@@ -6,8 +6,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, isPermanent, limit, permanent, PurgerError, retry } from "../src/host.js";
-import { createTestDatabase, runBin, type TestDatabase } from "../src/testing.js";
+import { definePlugin, isPermanent, limit, permanent, PurgerError, PurgerEventEmitter, retry } from "../src/host.js";
+import { createTestDatabase, runBin, runPlugin, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -211,5 +211,33 @@ describe("limit", () => {
     );
     expect(results).toEqual([10, 20, 30, 40, 50]);
     expect(most).toBe(2);
+  });
+});
+
+describe("progress during estimate", () => {
+  it("ctx.progress in estimate is forwarded as run:estimate:progress, before run:start", async () => {
+    const plugin = definePlugin<Record<string, never>>({
+      name: "test-estimate-progress",
+      version: "1.0.0",
+      usesRetention: false,
+      options: { type: "object", additionalProperties: false },
+      async estimate(ctx) {
+        // A bucket listed page by page: the count grows, the total is known only at the end.
+        ctx.progress?.(1000);
+        ctx.progress?.(2000);
+        ctx.progress?.(2500, 2500);
+        return 2500;
+      },
+      async batch() {
+        return { processed: 0, cursor: null };
+      },
+    });
+    const events = new PurgerEventEmitter();
+    const seen: string[] = [];
+    events.on("run:estimate:progress", (e) => seen.push(`${e.entry} ${e.done}/${e.total ?? "?"}`));
+    events.on("run:start", (e) => seen.push(`start total ${e.total}`));
+    const result = await runPlugin(plugin, { pool: db.pool, id: "listing", options: {}, events });
+    expect(result.status).toBe("succeeded");
+    expect(seen).toEqual(["listing 1000/?", "listing 2000/?", "listing 2500/2500", "start total 2500"]);
   });
 });

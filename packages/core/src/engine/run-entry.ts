@@ -286,7 +286,10 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       if (runId !== null) await markGuardPassed(client, runId);
     }
     if (plugin.estimate && dryRunMode !== "count") {
-      const left = await plugin.estimate(runContext);
+      const left = await plugin.estimate({
+        ...runContext,
+        progress: (done, total) => events?.emit("run:estimate:progress", { runId, entry: entry.id, done, total: total ?? null }),
+      });
       total = left === null ? null : left + processed;
     }
     if (runId !== null) {
