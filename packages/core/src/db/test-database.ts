@@ -8,6 +8,8 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { PurgerError } from "../errors.js";
 import { quoteIdent } from "./quote.js";
+// The CLI's pg type parsers (bigint counts as numbers), which a plugin's tests without @purger/core/host would otherwise lack.
+import "./pool.js";
 
 export interface TestDatabase {
   /** URL of the new database. */
