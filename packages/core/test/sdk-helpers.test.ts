@@ -6,8 +6,19 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { definePlugin, isPermanent, limit, permanent, PurgerError, PurgerEventEmitter, retry } from "../src/host.js";
-import { createTestDatabase, runBin, runPlugin, type TestDatabase } from "../src/testing.js";
+import {
+  definePlugin,
+  isPermanent,
+  limit,
+  migrate,
+  permanent,
+  PurgerError,
+  PurgerEventEmitter,
+  requestRun,
+  retry,
+  startWorker,
+} from "../src/host.js";
+import { createTestDatabase, runBin, runPlugin, testEntry, type TestDatabase } from "../src/testing.js";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -190,6 +201,71 @@ describe("permanent failures", () => {
       ["failed", 1, "the CA does not know serial gone"],
       ["done", 2, null],
     ]);
+  });
+});
+
+describe("a run whose batch throws a permanent failure", () => {
+  it("fails without a worker retry: its job is gone, not rescheduled; an ordinary failure's job stays for its retry", async () => {
+    const failing = (name: string, error: () => Error) =>
+      definePlugin<Record<string, never>>({
+        name,
+        version: "1.0.0",
+        usesRetention: false,
+        options: { type: "object", additionalProperties: false },
+        async batch() {
+          throw error();
+        },
+      });
+    const refused = testEntry(
+      failing("test-refused", () => permanent("the API refused the token: 403")),
+      { pool: db.pool, id: "refused", options: {} },
+    );
+    const flaky = testEntry(
+      failing("test-flaky", () => new Error("the API is down: 503")),
+      { pool: db.pool, id: "flaky", options: {} },
+    );
+    await migrate(db.pool, { workerSchema: "purger_worker", kinds: [] });
+    const events = new PurgerEventEmitter();
+    const finished: string[] = [];
+    events.on("run:finish", (e) => finished.push(`${e.entry}:${e.status}:${e.error ?? ""}`));
+    const worker = await startWorker({
+      config: {
+        file: null,
+        dir: process.cwd(),
+        database: { url: null },
+        worker: { concurrency: 2, shutdownTimeoutMs: 5_000, schema: "purger_worker" },
+        runs: { keepMs: 30 * 86_400_000 },
+        timezone: "UTC",
+        http: null,
+        entries: [refused, flaky],
+      },
+      pool: db.pool,
+      events,
+    });
+    // A job that failed stays with its last_error (graphile-worker retries it); one that completed is deleted.
+    const jobs = async () =>
+      (
+        await db.pool.query<{ entry: string; failed: boolean }>(
+          `SELECT j.payload->>'entry' AS entry, j.last_error IS NOT NULL AS failed
+             FROM purger_worker._private_jobs j JOIN purger_worker._private_tasks t ON t.id = j.task_id
+            WHERE t.identifier = 'purger:entry' ORDER BY 1`,
+        )
+      ).rows;
+    try {
+      await requestRun(worker.utils, refused);
+      await requestRun(worker.utils, flaky);
+      for (const deadline = Date.now() + 20_000; ;) {
+        const open = await jobs();
+        const settled = !open.some((j) => j.entry === "refused" && !j.failed) && open.some((j) => j.entry === "flaky" && j.failed);
+        if (settled && finished.length >= 2) break;
+        if (Date.now() > deadline) throw new Error(`jobs did not settle: ${JSON.stringify(open)} ${JSON.stringify(finished)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(finished.sort()).toEqual(["flaky:failed:the API is down: 503", "refused:failed:the API refused the token: 403"]);
+      expect(await jobs()).toEqual([{ entry: "flaky", failed: true }]);
+    } finally {
+      await worker.stop();
+    }
   });
 });
 
