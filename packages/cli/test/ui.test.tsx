@@ -128,6 +128,20 @@ describe("frames", () => {
     `);
   });
 
+  it("a long estimate: the state shows how far it has counted, until the run starts", async () => {
+    const { store, events } = setup();
+    const ui = render(<App store={store} columns={100} rows={30} />);
+    events.emit("run:estimate:progress", { runId: "1", entry: "revoked-access-tokens", done: 12_000, total: null });
+    await settle(store);
+    expect(frame(ui).split("\n").slice(3, 5)).toEqual(["› revoked-access-tokens retention  estimating…", "  counted 12,000 so far"]);
+    events.emit("run:estimate:progress", { runId: "1", entry: "revoked-access-tokens", done: 30_000, total: 50_000 });
+    await settle(store);
+    expect(frame(ui).split("\n")[4]).toBe("  counted 30,000 of 50,000 so far");
+    start(events, "revoked-access-tokens", 50_000);
+    await settle(store);
+    expect(frame(ui).split("\n")[3]).toBe("› revoked-access-tokens retention  running");
+  });
+
   it("running without a total: a spinner and a count, no ETA", async () => {
     const { store, events, clock } = setup();
     const ui = render(<App store={store} columns={100} rows={30} />);

@@ -20,7 +20,9 @@ export type PurgerErrorCode =
   /** the database could not be reached or started (exit 1). */
   | "DATABASE"
   /** the operation was interrupted (exit 130). */
-  | "INTERRUPTED";
+  | "INTERRUPTED"
+  /** a failure no retry can fix (a refusal by an external system): `retry` and the bin do not try again (exit 1). */
+  | "PERMANENT";
 
 export interface PurgerErrorOptions {
   /** What the user can do about it. */

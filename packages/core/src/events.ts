@@ -67,6 +67,8 @@ export interface PurgerEvents {
    * estimate) has only a `run:finish`.
    */
   "run:start": RunStartEvent;
+  /** A long `estimate` reports how far it has counted (`ctx.progress` in the estimate's context). */
+  "run:estimate:progress": { runId: string | null; entry: string; done: number; total: number | null };
   /** Waiting for another process that holds the entry's lock. */
   "run:lock:wait": { entry: string; holder: string | null };
   "run:batch:done": BatchDoneEvent;

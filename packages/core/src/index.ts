@@ -41,3 +41,34 @@ export { assertUniqueKey } from "./db/unique-key.js";
 export type { UniqueKeyCheck } from "./db/unique-key.js";
 /** A web server's Node API to the bin (also `SELECT purger.enqueue(kind, payload)` from any language). */
 export { enqueue } from "./engine/bin.js";
+/** Helpers for what every plugin does: retrying external calls, permanent failures, a concurrency limit. */
+export { retry, backoffMs } from "./sdk/retry.js";
+export type { RetryOptions } from "./sdk/retry.js";
+export { permanent, isPermanent } from "./sdk/permanent.js";
+export { pLimit, limit, limitFunction } from "./sdk/limit.js";
+export type { LimitFunction } from "./sdk/limit.js";
+/** The Postgres catalog toolkit: tables, columns, keys and indexes an entry's options name. */
+export {
+  displayIdent,
+  findColumn,
+  keyColumn,
+  leadingIndex,
+  loadReferencingKeys,
+  loadTable,
+  loadTables,
+  parseTableName,
+  requireColumn,
+  similarTables,
+  suggestColumn,
+} from "./sdk/catalog.js";
+export type {
+  ColumnInfo,
+  ForeignKeyInfo,
+  IndexInfo,
+  LeadingIndexOptions,
+  LoadTableOptions,
+  Queryable,
+  TableInfo,
+  TableRef,
+  TypeInfo,
+} from "./sdk/catalog.js";

@@ -64,6 +64,12 @@ export interface RunContext<O, S> extends PluginContext<O> {
   batchSize: number;
   /** What `prepare` returned. */
   state: S;
+  /**
+   * Set only for `estimate`: report how far a long count (listing a bucket)
+   * has got — `done` items so far, of `total` when known. The UI shows it
+   * while the run starts.
+   */
+  progress?: (done: number, total?: number | null) => void;
 }
 
 /** Context of one batch. */

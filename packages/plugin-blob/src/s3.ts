@@ -9,7 +9,7 @@ import { Agent as HttpAgent, STATUS_CODES } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GetBucketVersioningCommand, HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { parseDuration, PurgerError, redactUrl, type Logger } from "@purger/core";
+import { backoffMs as coreBackoffMs, parseDuration, PurgerError, redactUrl, retry, type Logger } from "@purger/core";
 import type { BlobOptions } from "./options.js";
 
 export interface RetryPolicy {
@@ -126,9 +126,9 @@ export function describeError(error: unknown): string {
   return `${code}${status ? ` (${status})` : ""}${text}`;
 }
 
-/** Backoff before attempt `attempt + 1` (full jitter: uniform in [0, min(cap, base·2^(attempt−1))]). */
+/** Backoff before attempt `attempt + 1` (full jitter: uniform in [0, min(cap, base·2^(attempt−1))]); core's `backoffMs` with this policy. */
 export function backoffMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
-  return Math.round(random() * Math.min(policy.capMs, policy.baseMs * 2 ** (attempt - 1)));
+  return coreBackoffMs(attempt, { baseMs: policy.baseMs, maxMs: policy.capMs, random });
 }
 
 /** Wait, unless the signal aborts first (then reject with its reason). */
@@ -159,26 +159,31 @@ export interface RetryOptions {
 export async function withRetry<T>(options: RetryOptions, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
   const policy = options.policy ?? DEFAULT_RETRY;
   const timeoutMs = options.timeoutMs ?? 30_000;
-  for (let attempt = 1; ; attempt += 1) {
-    options.signal?.throwIfAborted();
+  const attempt = async (): Promise<T> => {
     const timer = new AbortController();
     const timeout = setTimeout(() => timer.abort(), timeoutMs);
     try {
       return await fn(options.signal ? AbortSignal.any([options.signal, timer.signal]) : timer.signal);
     } catch (caught) {
-      const error =
-        timer.signal.aborted && !options.signal?.aborted ? new RequestTimeoutError(options.what, options.where, timeoutMs, caught) : caught;
-      if (!isRetryable(error) || attempt >= policy.attempts) throw error;
-      const delay = backoffMs(policy, attempt);
-      options.log?.debug(
-        { event: "s3:retry", what: options.what, attempt, retryInMs: delay, error: describeError(error) },
-        "S3 request failed; retrying",
-      );
-      await pause(delay, options.signal);
+      throw timer.signal.aborted && !options.signal?.aborted
+        ? new RequestTimeoutError(options.what, options.where, timeoutMs, caught)
+        : caught;
     } finally {
       clearTimeout(timeout);
     }
-  }
+  };
+  return retry(attempt, {
+    attempts: policy.attempts,
+    baseMs: policy.baseMs,
+    maxMs: policy.capMs,
+    ...(options.signal ? { signal: options.signal } : {}),
+    retryable: (error) => isRetryable(error),
+    onRetry: ({ error, attempt: n, delayMs }) =>
+      options.log?.debug(
+        { event: "s3:retry", what: options.what, attempt: n, retryInMs: delayMs, error: describeError(error) },
+        "S3 request failed; retrying",
+      ),
+  });
 }
 
 /** The S3 client of an entry: path style, region and endpoint from the options; credentials from the SDK's default chain. */

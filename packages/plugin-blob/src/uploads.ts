@@ -45,7 +45,7 @@ export interface UploadsStatements {
 
 /** Every statement of the sweep, written out once the catalog confirmed the names. Values are always bound. */
 export function uploadsStatements(t: UploadsTable, timeZone: string): UploadsStatements {
-  const zoned = t.column.type !== "timestamptz";
+  const zoned = t.column.type.base !== "timestamptz";
   // A clock without time zone holds wall-clock times of `timeZone`: the cutoff is converted (the column is not, so its index serves),
   // whatever the session's TimeZone is.
   const cutoff = (n: number) => (zoned ? `($1::timestamptz AT TIME ZONE $${n}::text)` : "$1::timestamptz");
@@ -60,15 +60,15 @@ export function uploadsStatements(t: UploadsTable, timeZone: string): UploadsSta
   const tail = `ORDER BY u.${t.column.sql}, u.${t.key.sql} LIMIT $2 FOR UPDATE OF u SKIP LOCKED`;
   return {
     first: `${select(3)}\n      ${tail}`,
-    next: `${select(5)}\n        AND (u.${t.column.sql}, u.${t.key.sql}) > ($3::text::${t.column.typeSql}, $4::text::${t.key.typeSql})\n      ${tail}`,
-    deleteRows: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = ANY ($1::text[]::${t.key.typeSql}[]) RETURNING u.${t.key.sql}::text AS id`,
-    deleteRow: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.typeSql} RETURNING u.${t.key.sql}::text AS id`,
-    keysInUse: `SELECT DISTINCT u.${t.objectKey.sql}::text AS object_key FROM ${t.sql} u WHERE u.${t.objectKey.sql} = ANY ($1::text[]::${t.objectKey.typeSql}[])`,
+    next: `${select(5)}\n        AND (u.${t.column.sql}, u.${t.key.sql}) > ($3::text::${t.column.type.sql}, $4::text::${t.key.type.sql})\n      ${tail}`,
+    deleteRows: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = ANY ($1::text[]::${t.key.type.sql}[]) RETURNING u.${t.key.sql}::text AS id`,
+    deleteRow: `DELETE FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.type.sql} RETURNING u.${t.key.sql}::text AS id`,
+    keysInUse: `SELECT DISTINCT u.${t.objectKey.sql}::text AS object_key FROM ${t.sql} u WHERE u.${t.objectKey.sql} = ANY ($1::text[]::${t.objectKey.type.sql}[])`,
     count: `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM ${t.sql} u WHERE u.${t.flag.sql} = false AND u.${t.column.sql} < ${cutoff(3)} LIMIT $2) s`,
     countAll: `SELECT count(*)::int8 AS n FROM ${t.sql}`,
     lockOne: `SELECT u.${t.key.sql}::text AS id, u.${t.objectKey.sql}::text AS object_key, u.${t.flag.sql} AS flag,
             ${age(2)} AS age_ms
-       FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.typeSql} FOR UPDATE OF u`,
+       FROM ${t.sql} u WHERE u.${t.key.sql} = $1::text::${t.key.type.sql} FOR UPDATE OF u`,
     zone: zoned ? [timeZone] : [],
   };
 }
@@ -234,7 +234,7 @@ export async function cancelUpload(
       if (code === "22P02" || code === "22003") {
         throw new PurgerError(
           "PAYLOAD",
-          `upload id ${JSON.stringify(payload.id)} is not a valid ${uploads.table.key.type} (${uploads.table.display}.${uploads.table.key.name})`,
+          `upload id ${JSON.stringify(payload.id)} is not a valid ${uploads.table.key.type.base} (${uploads.table.display}.${uploads.table.key.name})`,
         );
       }
       throw error;

@@ -3,7 +3,7 @@
  * payload rules, key order and table names. No server needed.
  */
 import { describe, expect, it } from "vitest";
-import { parseTableName } from "../src/catalog.js";
+import { parseQualifiedName as parseTableName } from "@purger/core";
 import { compareKeys } from "../src/delete.js";
 import { prefixProblem } from "../src/options.js";
 import { backoffMs, describeError, isRetryable, withRetry } from "../src/s3.js";

@@ -4,8 +4,7 @@
  * wrong or slow: status values the entry does not know (or an enum that lacks
  * one), missing indexes, privileges, and the revoker itself.
  */
-import type { Diagnostic, PluginContext } from "@purger/core";
-import { enumLabels, hasLeadingIndex, type ColumnInfo, type TableInfo } from "./catalog.js";
+import { leadingIndex, type ColumnInfo, type Diagnostic, type PluginContext, type TableInfo } from "@purger/core";
 import type { CertsOptions } from "./options.js";
 import type { CertsState } from "./state.js";
 import { checkRevocationTable } from "./table-revoker.js";
@@ -20,7 +19,7 @@ export async function checkEntry(ctx: PluginContext<CertsOptions> & { state: Cer
 
   found.push(...privileges(c.table, "certificates"));
   found.push(...(await statusValues(ctx, c.table, c.status, "certificates", [s.active, s.expired, s.revoking, s.revoked])));
-  if (hasLeadingIndex(c.table, c.notAfter)) {
+  if (leadingIndex(c.table, c.notAfter)) {
     found.push({ level: "ok", message: `certificates ${c.table.display}: index on ${c.notAfter.name}` });
   } else {
     found.push({
@@ -51,10 +50,10 @@ export async function checkEntry(ctx: PluginContext<CertsOptions> & { state: Cer
     found.push(...(await statusValues(ctx, cr.table, cr.status, "credentials", [cs.active, cs.expired, cs.revoked])));
     if (cr.expiresAt) found.push(...wallClock(state, cr.table, cr.expiresAt, "credentials"));
     for (const reference of cr.references) {
-      if (reference.type !== c.key.type) {
+      if (reference.type.display !== c.key.type.display) {
         found.push({
           level: "warn",
-          message: `credentials ${cr.table.display}: ${reference.name} is ${reference.type} but certificates' key ${c.key.name} is ${c.key.type}`,
+          message: `credentials ${cr.table.display}: ${reference.name} is ${reference.type.display} but certificates' key ${c.key.name} is ${c.key.type.display}`,
         });
       }
     }
@@ -67,8 +66,8 @@ export async function checkEntry(ctx: PluginContext<CertsOptions> & { state: Cer
 
 /** A column without a zone is compared as wall-clock time in `timeZone`: say so, since a wrong zone shifts every expiry. */
 function wallClock(state: CertsState, table: TableInfo, column: ColumnInfo, what: string): Diagnostic[] {
-  if (column.baseType === "timestamptz") return [];
-  const kind = column.baseType === "date" ? "a date" : "a timestamp without time zone";
+  if (column.type.base === "timestamptz") return [];
+  const kind = column.type.base === "date" ? "a date" : "a timestamp without time zone";
   return [
     {
       level: "ok",
@@ -97,14 +96,14 @@ async function statusValues(
   known: string[],
 ): Promise<Diagnostic[]> {
   const found: Diagnostic[] = [];
-  const labels = await enumLabels(ctx.pool, column);
+  const labels = column.type.labels;
   if (labels) {
     const missing = known.filter((value) => !labels.includes(value));
     if (missing.length > 0) {
       found.push({
         level: "error",
-        message: `${what} ${table.display}: ${column.name} is the enum ${column.type} without ${missing.map((v) => JSON.stringify(v)).join(", ")}; an update to it would fail`,
-        hint: `set the entry's statuses to its labels (${labels.join(", ")}), or ALTER TYPE ${column.type} ADD VALUE …`,
+        message: `${what} ${table.display}: ${column.name} is the enum ${column.type.display} without ${missing.map((v) => JSON.stringify(v)).join(", ")}; an update to it would fail`,
+        hint: `set the entry's statuses to its labels (${labels.join(", ")}), or ALTER TYPE ${column.type.display} ADD VALUE …`,
       });
     }
   }

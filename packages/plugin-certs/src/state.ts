@@ -4,8 +4,7 @@
  * columns are `PurgerError("TARGET")`, so `purger validate`/`doctor` and every
  * run stop before touching anything.
  */
-import { PurgerError, type PluginContext } from "@purger/core";
-import { keyColumn, loadTable, requireColumn, type ColumnInfo, type TableInfo } from "./catalog.js";
+import { keyColumn, loadTable, PurgerError, requireColumn, type ColumnInfo, type PluginContext, type TableInfo } from "@purger/core";
 import { credentialStatuses, type CertsOptions, type CredentialStatuses, type Statuses } from "./options.js";
 import { loadModuleRevoker, type Revoker } from "./revoker.js";
 import { createTableRevoker, loadRevocationTable, type RevocationTable } from "./table-revoker.js";
@@ -78,14 +77,14 @@ export async function prepareState(ctx: PluginContext<CertsOptions>): Promise<Ce
 
 async function loadCertificates(ctx: PluginContext<CertsOptions>): Promise<CertificatesTarget> {
   const o = ctx.options.certificates;
-  const table = await loadTable(ctx.pool, o.table, "certificates.table");
+  const table = await loadTable(ctx.pool, o.table, { where: "options.certificates.table" });
   const target: CertificatesTarget = {
     table,
-    key: await keyColumn(ctx.pool, table, o.key, "certificates"),
-    serial: requireColumn(table, o.serial, "certificates.serial"),
-    notAfter: requireColumn(table, o.notAfter, "certificates.notAfter"),
-    status: requireColumn(table, o.status, "certificates.status"),
-    reason: o.reason === undefined ? null : requireColumn(table, o.reason, "certificates.reason"),
+    key: await keyColumn(ctx.pool, table, o.key, "certificates.key"),
+    serial: requireColumn(table, o.serial, "options.certificates.serial"),
+    notAfter: requireColumn(table, o.notAfter, "options.certificates.notAfter"),
+    status: requireColumn(table, o.status, "options.certificates.status"),
+    reason: o.reason === undefined ? null : requireColumn(table, o.reason, "options.certificates.reason"),
   };
   requireClock(target.notAfter, "certificates.notAfter", table);
   return target;
@@ -93,23 +92,23 @@ async function loadCertificates(ctx: PluginContext<CertsOptions>): Promise<Certi
 
 async function loadCredentials(ctx: PluginContext<CertsOptions>): Promise<CredentialsTarget> {
   const o = ctx.options.credentials!;
-  const table = await loadTable(ctx.pool, o.table, "credentials.table");
+  const table = await loadTable(ctx.pool, o.table, { where: "options.credentials.table" });
   const target: CredentialsTarget = {
     table,
-    key: await keyColumn(ctx.pool, table, o.key, "credentials"),
-    references: o.certificates.map((name, i) => requireColumn(table, name, `credentials.certificates[${i}]`)),
-    status: requireColumn(table, o.status, "credentials.status"),
-    expiresAt: o.expiresAt === undefined ? null : requireColumn(table, o.expiresAt, "credentials.expiresAt"),
+    key: await keyColumn(ctx.pool, table, o.key, "credentials.key"),
+    references: o.certificates.map((name, i) => requireColumn(table, name, `options.credentials.certificates[${i}]`)),
+    status: requireColumn(table, o.status, "options.credentials.status"),
+    expiresAt: o.expiresAt === undefined ? null : requireColumn(table, o.expiresAt, "options.credentials.expiresAt"),
   };
   if (target.expiresAt) requireClock(target.expiresAt, "credentials.expiresAt", table);
   return target;
 }
 
 function requireClock(column: ColumnInfo, what: string, table: TableInfo): void {
-  if (!CLOCK_TYPES.has(column.baseType)) {
+  if (!CLOCK_TYPES.has(column.type.base)) {
     throw new PurgerError(
       "TARGET",
-      `options.${what}: column ${column.name} of ${table.display} is ${column.type}, expected timestamptz, timestamp or date`,
+      `options.${what}: column ${column.name} of ${table.display} is ${column.type.display}, expected timestamptz, timestamp or date`,
     );
   }
 }

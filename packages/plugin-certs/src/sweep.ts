@@ -17,8 +17,7 @@
  * certificates that phases 1 and 2 expire or revoke in this run, so a dry run's
  * counts are the real run's.
  */
-import { PurgerError, type BatchContext, type BatchResult, type RunContext } from "@purger/core";
-import type { ColumnInfo } from "./catalog.js";
+import { PurgerError, type BatchContext, type BatchResult, type ColumnInfo, type RunContext } from "@purger/core";
 import type { CertsOptions } from "./options.js";
 import { certificateColumns, isLockTimeout, LOCK_TIMEOUT, revokePendingRow, type CertificateRow } from "./revoke.js";
 import type { CertsState } from "./state.js";
@@ -160,9 +159,9 @@ export class Params {
  */
 export function before(state: CertsState, alias: string, column: ColumnInfo, now: string, params: Params): string {
   const instant = `${now}::text::timestamptz`;
-  if (column.baseType === "timestamptz") return `${alias}.${column.sql} < ${instant}`;
+  if (column.type.base === "timestamptz") return `${alias}.${column.sql} < ${instant}`;
   const wall = `(${instant} AT TIME ZONE ${params.add(state.timeZone)}::text)`;
-  return `${alias}.${column.sql} < ${column.baseType === "date" ? `${wall}::date` : wall}`;
+  return `${alias}.${column.sql} < ${column.type.base === "date" ? `${wall}::date` : wall}`;
 }
 
 /** Certificates that phase 1 expires (alias `c`). */

@@ -6,9 +6,8 @@
  * `ON CONFLICT DO NOTHING`; without one, under a transaction advisory lock
  * on the serial, so two workers (or two entries) cannot both insert it.
  */
-import type { Diagnostic } from "@purger/core";
+import { leadingIndex, loadTable, requireColumn, type ColumnInfo, type Diagnostic, type TableInfo } from "@purger/core";
 import type pg from "pg";
-import { hasLeadingIndex, loadTable, requireColumn, type ColumnInfo, type TableInfo } from "./catalog.js";
 import type { TableRevokerOptions } from "./options.js";
 import type { Revoker } from "./revoker.js";
 
@@ -23,16 +22,16 @@ export interface RevocationTable {
 
 /** Resolve the revocations table: `serial` must exist; `reason` and `revokedAt` are written when they exist (and must when named). */
 export async function loadRevocationTable(db: pg.Pool, options: TableRevokerOptions): Promise<RevocationTable> {
-  const table = await loadTable(db, options.table, "revoker.table.table");
-  const serial = requireColumn(table, options.serial ?? "serial", "revoker.table.serial");
+  const table = await loadTable(db, options.table, { where: "options.revoker.table.table" });
+  const serial = requireColumn(table, options.serial ?? "serial", "options.revoker.table.serial");
   const optional = (name: string | undefined, fallback: string, what: string) =>
     name === undefined ? (table.columns.get(fallback) ?? null) : requireColumn(table, name, what);
   return {
     table,
     serial,
-    reason: optional(options.reason, "reason", "revoker.table.reason"),
-    revokedAt: optional(options.revokedAt, "revoked_at", "revoker.table.revokedAt"),
-    unique: hasLeadingIndex(table, serial, { unique: true, whole: true }),
+    reason: optional(options.reason, "reason", "options.revoker.table.reason"),
+    revokedAt: optional(options.revokedAt, "revoked_at", "options.revoker.table.revokedAt"),
+    unique: leadingIndex(table, serial, { unique: true, exact: true }) !== null,
   };
 }
 

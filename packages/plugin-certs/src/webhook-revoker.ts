@@ -2,19 +2,29 @@
  * The `webhook` revoker: `POST { serial, reason }` as JSON to the configured
  * URL with an `Idempotency-Key` header (stable per serial) and, when set,
  * `Authorization: Bearer <token>`. 2xx is success. 408, 429, 5xx, network
- * errors and timeouts are retried here a few times with backoff, then thrown
+ * errors and timeouts are retried here a few times with core's `retry`
+ * (exponential backoff, full jitter, `Retry-After` honoured), then thrown
  * as ordinary errors so the bin's retry (or the next sweep) takes over. Any
  * other answer is a refusal no retry fixes: a `PurgerError("PAYLOAD")`, which
  * the bin marks failed at once. The token never appears in a message or a log.
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import { isPurgerError, PurgerError, parseDuration, type Diagnostic } from "@purger/core";
+import { isPurgerError, PurgerError, parseDuration, retry, type Diagnostic } from "@purger/core";
 import type { WebhookRevokerOptions } from "./options.js";
 import type { RevokeRequest, Revoker } from "./revoker.js";
 
 const RETRY_BASE_MS = 250;
 const RETRY_AFTER_CAP_MS = 5_000;
 const BODY_EXCERPT = 300;
+
+/** One attempt's transient failure: what went wrong, and how long the receiver asked to wait. */
+class AttemptFailed extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | null,
+  ) {
+    super(message);
+  }
+}
 
 export function createWebhookRevoker(options: WebhookRevokerOptions): Revoker {
   const timeoutMs = parseDuration(options.timeout);
@@ -39,39 +49,49 @@ export function createWebhookRevoker(options: WebhookRevokerOptions): Revoker {
   return {
     external: true,
     async revoke(request) {
-      let lastProblem = "";
-      for (let attempt = 1; attempt <= options.attempts; attempt++) {
+      const once = async (attempt: number): Promise<void> => {
         let retryAfterMs: number | null = null;
+        let problem: string;
         try {
           const response = await post(request);
           const body = scrub(excerpt(await response.text()));
           if (response.ok) return;
-          const problem = `webhook ${target} answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}${body ? `: ${body}` : ""}`;
+          problem = `webhook ${target} answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}${body ? `: ${body}` : ""}`;
           if (!isRetryable(response.status)) {
             throw new PurgerError("PAYLOAD", `${problem} (serial ${request.serial}; not retried: a ${response.status} is a refusal)`, {
               hint: "fix what the receiver refused, then `purger bin retry` the item",
             });
           }
-          lastProblem = problem;
           retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
         } catch (error) {
           if (isPurgerError(error)) throw error;
           if (request.signal.aborted) throw error;
           const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-          lastProblem = timedOut
+          problem = timedOut
             ? `webhook ${target} did not answer within ${options.timeout}`
             : `webhook ${target} unreachable: ${scrub(causeMessage(error))}`;
         }
         request.log.warn(
-          { event: "certs:webhook:retry", serial: request.serial, attempt, of: options.attempts, problem: lastProblem },
+          { event: "certs:webhook:retry", serial: request.serial, attempt, of: options.attempts, problem },
           "revocation webhook failed",
         );
-        if (attempt < options.attempts) {
-          const backoff = RETRY_BASE_MS * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
-          await sleep(Math.min(RETRY_AFTER_CAP_MS, Math.max(backoff, retryAfterMs ?? 0)), undefined, { signal: request.signal });
-        }
+        throw new AttemptFailed(problem, retryAfterMs);
+      };
+      try {
+        await retry(once, {
+          attempts: options.attempts,
+          baseMs: RETRY_BASE_MS,
+          maxMs: RETRY_AFTER_CAP_MS,
+          signal: request.signal,
+          // A Retry-After longer than the backoff is honoured, up to the cap.
+          delayMs: (error, _attempt, backoff) =>
+            Math.min(RETRY_AFTER_CAP_MS, Math.max(backoff, error instanceof AttemptFailed ? (error.retryAfterMs ?? 0) : 0)),
+        });
+      } catch (error) {
+        // An ordinary error, so that the bin's retry (or the next sweep) takes over.
+        if (error instanceof AttemptFailed) throw new Error(`${error.message} (serial ${request.serial}; ${options.attempts} attempts)`);
+        throw error;
       }
-      throw new Error(`${lastProblem} (serial ${request.serial}; ${options.attempts} attempts)`);
     },
 
     async check({ signal }) {

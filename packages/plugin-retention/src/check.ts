@@ -5,8 +5,15 @@
  * instead of a scan of the child table. Also: privileges, and foreign keys
  * that would make a batch fail.
  */
-import type { Diagnostic } from "@purger/core";
-import { displayIdent, loadReferencingKeys, type ColumnInfo, type Queryable, type TableInfo } from "./catalog.js";
+import {
+  type Diagnostic,
+  displayIdent,
+  leadingIndex,
+  loadReferencingKeys,
+  type ColumnInfo,
+  type Queryable,
+  type TableInfo,
+} from "@purger/core";
 import type { Plan } from "./resolve.js";
 import { isWallClock, quoteIdent } from "./sql.js";
 
@@ -133,8 +140,7 @@ function zoneDiagnostic(plan: Plan): Diagnostic | null {
 }
 
 function indexDiagnostic(table: TableInfo, leading: ColumnInfo[], suggested: ColumnInfo[], what: string, cost: string): Diagnostic {
-  const nums = leading.map((c) => c.num);
-  const index = table.indexes.find((i) => i.valid && i.method === "btree" && nums.every((n, k) => i.columns[k] === n));
+  const index = leadingIndex(table, leading, { method: "btree" });
   if (index) {
     return {
       level: "ok",

@@ -5,9 +5,7 @@
  * all from 1970). Before a run changes anything it reads the clock's oldest and
  * newest values and refuses a format they do not fit (test/clock-format.test.ts).
  */
-import { PurgerError } from "@purger/core";
-import type { Queryable } from "./catalog.js";
-import { displayIdent } from "./catalog.js";
+import { PurgerError, type Queryable, displayIdent } from "@purger/core";
 import type { Plan } from "./resolve.js";
 import { bind, buildClockSample } from "./sql.js";
 

@@ -2,7 +2,7 @@
  * The cutoff as a value of the clock column's own type, so that
  * `column < $cutoff` compares like with like and its index serves the scan.
  */
-import type { ColumnInfo } from "./catalog.js";
+import type { ColumnInfo } from "@purger/core";
 import type { ColumnFormat } from "./options.js";
 
 const INTEGER_TYPES = new Set(["int2", "int4", "int8"]);

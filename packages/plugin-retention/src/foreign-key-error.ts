@@ -4,9 +4,8 @@
  * table it does not know under `cascade` or `unlessReferencedBy`, or, for a
  * table already in `unlessReferencedBy`, why its rows still block the delete.
  */
-import { PurgerError } from "@purger/core";
+import { PurgerError, displayIdent } from "@purger/core";
 import type pg from "pg";
-import { displayIdent } from "./catalog.js";
 import type { Plan } from "./resolve.js";
 
 interface PgForeignKeyError {

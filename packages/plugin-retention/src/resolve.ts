@@ -4,8 +4,18 @@
  * catalog does not know is a TARGET error (exit 2); options that cannot work
  * together or with the schema are CONFIG errors (exit 2).
  */
-import { assertUniqueKey, PurgerError } from "@purger/core";
-import { loadTables, parseTableName, similarTables, type ColumnInfo, type Queryable, type TableInfo, type TableRef } from "./catalog.js";
+import {
+  assertUniqueKey,
+  findColumn,
+  PurgerError,
+  loadTables,
+  parseTableName,
+  similarTables,
+  type ColumnInfo,
+  type Queryable,
+  type TableInfo,
+  type TableRef,
+} from "@purger/core";
 import type { ColumnFormat, RetentionOptions, Scalar, Where } from "./options.js";
 
 export interface Condition {
@@ -224,7 +234,7 @@ function requireTable(table: TableInfo, where: string): void {
 }
 
 function column(table: TableInfo, name: string, where: string): ColumnInfo {
-  const found = table.columns.get(name) ?? (/^".*"$/s.test(name) ? table.columns.get(name.slice(1, -1).replaceAll('""', '"')) : undefined);
+  const found = findColumn(table, name);
   if (found) return found;
   const lower = [...table.columns.keys()].filter((c) => c.toLowerCase() === name.toLowerCase());
   throw new PurgerError("TARGET", `column "${name}" does not exist in table ${table.display} (${where})`, {

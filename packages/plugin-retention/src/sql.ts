@@ -5,9 +5,8 @@
  * catalog type of the column it is compared with.
  */
 import { createHash } from "node:crypto";
-import type { ColumnInfo } from "./catalog.js";
 import type { Condition, Plan } from "./resolve.js";
-import { quoteIdent } from "@purger/core";
+import { quoteIdent, type ColumnInfo } from "@purger/core";
 
 export { quoteIdent };
 

@@ -150,6 +150,7 @@ export function stateOf(entry: EntryView, now: number, short = false): StateText
     case "running":
       return { text: "running", color: "green", dim: false };
     case "starting":
+      if (s.estimate) return { text: "estimating…", color: "cyan", dim: false };
       return { text: "starting…", color: "cyan", dim: false };
     case "waiting":
       return { text: short ? "lock wait" : "waiting for lock", color: "yellow", dim: false };
@@ -228,6 +229,10 @@ function detailOf(entry: EntryView, remote: RemoteRun | undefined): { text: stri
       text: `another process runs this entry${entry.state.holder ? ` (${entry.state.holder})` : ""}; waiting for it`,
       color: undefined,
     };
+  }
+  if (entry.state.kind === "starting" && entry.state.estimate) {
+    const { done, total } = entry.state.estimate;
+    return { text: `counted ${formatCount(done)}${total === null ? "" : ` of ${formatCount(total)}`} so far`, color: undefined };
   }
   if (entry.state.kind === "elsewhere") return { text: `on ${remote?.processId ?? entry.state.processId}`, color: undefined };
   if (entry.binItem && entry.state.kind !== "running") return { text: `${entry.binItem.kind} #${entry.binItem.itemId}`, color: undefined };

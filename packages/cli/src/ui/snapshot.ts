@@ -12,7 +12,7 @@ export type TuiMode = "once" | "run" | "demo";
 export type EntryState =
   | { kind: "idle" }
   /** About to run: connecting, estimating, checking guards. */
-  | { kind: "starting" }
+  | { kind: "starting"; estimate?: { done: number; total: number | null } }
   | { kind: "scheduled"; at: number }
   | { kind: "running" }
   | { kind: "waiting"; holder: string | null }

@@ -352,6 +352,12 @@ export class TuiStore {
         }
         this.#changed();
       }),
+      events.on("run:estimate:progress", (e) => {
+        const entry = this.#entries.get(e.entry);
+        if (!entry) return;
+        entry.state = { kind: "starting", estimate: { done: e.done, total: e.total } };
+        this.#changed();
+      }),
       events.on("run:lock:wait", (e) => {
         const entry = this.#entries.get(e.entry);
         if (!entry) return;

@@ -8,7 +8,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { isPurgerError, PurgerError } from "../errors.js";
+import { PurgerError } from "../errors.js";
+import { isPermanent } from "../sdk/permanent.js";
 import type { PurgerEventEmitter } from "../events.js";
 import type { Logger } from "../log.js";
 import type { BinContext, Json } from "../plugin.js";
@@ -229,7 +230,7 @@ async function handleClaimed(options: HandleBinItemOptions, kind: BinKind, lock:
       if (await owned("UPDATE purger.bin SET attempts = attempts - 1")) await addBinJob(pool, options.workerSchema, itemId);
       return;
     }
-    await fail(error, isPurgerError(error, "PAYLOAD") || isPurgerError(error, "CONFIG"));
+    await fail(error, isPermanent(error));
   }
 }
 

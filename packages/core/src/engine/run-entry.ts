@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import type { EntryConfig } from "../config/types.js";
 import { PurgerError } from "../errors.js";
+import { isPermanent } from "../sdk/permanent.js";
 import type { PurgerEventEmitter, RunStatus, RunTrigger } from "../events.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { BatchResult, Cursor, RunContext } from "../plugin.js";
@@ -81,6 +82,8 @@ export interface RunResult {
   tables?: Record<string, number>;
   sample?: string[];
   error?: string;
+  /** The failure was permanent (`permanent()`, `PAYLOAD`, `CONFIG`): the worker does not retry the run. */
+  permanent?: true;
   guard?: string;
   cutoff?: string;
   /** How a dry run worked; `count`: `processed` is the plugin's count, no batch ran. */
@@ -210,7 +213,10 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
   const elapsed = () => earlierMs + (performance.now() - sliceStart);
 
   let runId: string | null = resumed?.id ?? null;
-  const finish = async (status: Exclude<RunStatus, "running">, extra: { error?: string; guard?: string } = {}): Promise<RunResult> => {
+  const finish = async (
+    status: Exclude<RunStatus, "running">,
+    extra: { error?: string; guard?: string; permanent?: true } = {},
+  ): Promise<RunResult> => {
     const durationMs = Math.round(elapsed());
     const end = { status, processed, batches, tables, error: extra.error ?? null, guard: extra.guard ?? null, durationMs };
     if (dryRun) {
@@ -286,7 +292,10 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       if (runId !== null) await markGuardPassed(client, runId);
     }
     if (plugin.estimate && dryRunMode !== "count") {
-      const left = await plugin.estimate(runContext);
+      const left = await plugin.estimate({
+        ...runContext,
+        progress: (done, total) => events?.emit("run:estimate:progress", { runId, entry: entry.id, done, total: total ?? null }),
+      });
       total = left === null ? null : left + processed;
     }
     if (runId !== null) {
@@ -294,7 +303,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       else if (total !== null) await setRunTotal(client, runId, total);
     }
   } catch (error) {
-    return await finish("failed", { error: errorMessage(error) });
+    return await finish("failed", failure(error));
   }
 
   const sliceStarts = (continued: boolean): void => {
@@ -321,7 +330,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     try {
       processed = await plugin.count!(runContext, COUNT_ALL);
     } catch (error) {
-      return await finish("failed", { error: errorMessage(error) });
+      return await finish("failed", failure(error));
     }
     return await finish("succeeded");
   }
@@ -386,7 +395,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       // A batch that throws because the run's signal fired (shutdown, cancel) did not fail: the rolled-back batch is
       // taken again from the checkpoint, as the loop's abort check decides (test/abort.test.ts).
       if (signal.aborted) continue;
-      return await finish("failed", { error: errorMessage(error) });
+      return await finish("failed", failure(error));
     }
     const batchMs = performance.now() - batchStart;
     processed += result.processed;
@@ -475,6 +484,11 @@ function mergeTables(into: Record<string, number> | null, add: Record<string, nu
   const merged = { ...(into ?? {}) };
   for (const [table, count] of Object.entries(add)) merged[table] = (merged[table] ?? 0) + count;
   return merged;
+}
+
+/** What `finish` records of a failure; a permanent one is marked so the worker does not retry it. */
+function failure(error: unknown): { error: string; permanent?: true } {
+  return isPermanent(error) ? { error: errorMessage(error), permanent: true } : { error: errorMessage(error) };
 }
 
 export function errorMessage(error: unknown): string {

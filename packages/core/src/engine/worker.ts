@@ -134,7 +134,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<PurgerWo
         if (next.after === entry.id && next.enabled) await addEntryJob(helpers, next, "after", "after");
       }
     }
-    if (result.status === "failed" && entry.schedule?.kind !== "every") {
+    // A permanent failure (a refusal no retry fixes) is final: the next scheduled run tries again, not a retry.
+    if (result.status === "failed" && entry.schedule?.kind !== "every" && !result.permanent) {
       const attempt = helpers.job.attempts;
       const maxAttempts = helpers.job.max_attempts;
       events?.emit("run:retry", {
