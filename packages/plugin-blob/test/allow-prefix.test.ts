@@ -26,7 +26,7 @@ describe("allowPrefix", () => {
   it("refuses a bad regular expression when the options are loaded, naming options.allowPrefix", () => {
     expect(() =>
       testEntry(blob, { pool: db.pool, id: "bad", options: blobOptions(s3.endpoint, "fleet", { allowPrefix: "^teams/(\\d+/$" }) }),
-    ).toThrow('(config) plugins[0].options.allowPrefix: expected a regex, found "^teams/(\\\\d+/$"');
+    ).toThrow('(config) plugins[0].options.allowPrefix: expected a valid regular expression, found "^teams/(\\\\d+/$"');
   });
 
   it("refuses at enqueue a prefix, or an object key, outside what it allows; accepts what it allows", async () => {

@@ -276,7 +276,8 @@ function expectation(error: ErrorObject): string {
     case "pattern":
       return `a string matching /${String(params["pattern"])}/`;
     case "format":
-      return `a string in the ${String(params["format"])} format`;
+      // purger's own `regex` format (blob's allowPrefix) reads better in words.
+      return params["format"] === "regex" ? "a valid regular expression" : `a string in the ${String(params["format"])} format`;
     case "uniqueItems":
       return `a list without duplicates (items ${String(params["j"])} and ${String(params["i"])} are equal)`;
     case "multipleOf":
