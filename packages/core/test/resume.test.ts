@@ -5,6 +5,7 @@
  * past a guard that was not seen to pass, and timed by the database's clock.
  */
 import pg from "pg";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { cancelRun, definePlugin, defineSchema, migrate, PurgerEventEmitter, runEntry } from "../src/host.js";
 import type { EntryConfig, RunFinishEvent, RunStartEvent } from "../src/host.js";
@@ -29,6 +30,8 @@ const sweep = definePlugin<Options>({
     additionalProperties: false,
   }),
   async batch(ctx) {
+    // Longer than the tests' 1 ms slices, so a slice holds exactly one batch however fast the database answers.
+    await sleep(3);
     const { rows } = await ctx.client.query<{ id: number }>(
       `WITH b AS (SELECT id FROM ${ctx.options.table} WHERE ts < $1 AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
        DELETE FROM ${ctx.options.table} t USING b WHERE t.id = b.id RETURNING t.id`,

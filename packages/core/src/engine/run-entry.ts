@@ -350,6 +350,9 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
   });
   let sliceDeadline = performance.now() + entry.timeoutMs;
   let sliceProcessed = 0;
+  // Every slice does at least one batch: a slice that only claimed and suspended (a timeout shorter than the
+  // start-up, a loaded machine) would make no progress at all.
+  let sliceBatches = 0;
   for (;;) {
     if (signal.aborted) {
       if ((options.onAbort ?? "suspend") === "suspend" && !dryRun) {
@@ -363,13 +366,14 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
       events?.emit("entry:pause", { entry: entry.id, paused: false });
       continue;
     }
-    if (performance.now() >= sliceDeadline) {
+    if (sliceBatches > 0 && performance.now() >= sliceDeadline) {
       events?.emit("run:slice:end", { runId: runId ?? "", entry: entry.id, done: processed });
       if (options.sliced && !dryRun) {
         return suspend();
       }
       if (runId !== null) await claimRun(client, runId, processId, null);
       sliceDeadline = performance.now() + entry.timeoutMs;
+      sliceBatches = 0;
       // The next slice, in this same call: it starts like one taken up by a worker (see packages/core/test/sdk-contracts.test.ts).
       sliceStarts(true);
     }
@@ -400,6 +404,7 @@ async function runLoop(input: LoopInput): Promise<RunResult> {
     const batchMs = performance.now() - batchStart;
     processed += result.processed;
     sliceProcessed += result.processed;
+    sliceBatches += 1;
     batches += 1;
     cursor = result.cursor ?? null;
     if (result.tables) tables = mergeTables(tables, result.tables);
