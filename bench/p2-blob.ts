@@ -27,7 +27,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type pg from "pg";
 import {
   binKinds,
@@ -36,11 +35,11 @@ import {
   migrate,
   PurgerEventEmitter,
   silentLogger,
-  startEmbeddedPostgres,
   startWorker,
   type PurgerConfig,
 } from "@purger/core/host";
 import { testEntry } from "@purger/core/testing";
+import { benchDatabase } from "./database.js";
 import blob from "@purger/plugin-blob";
 import { startS3Server } from "@purger/plugin-blob/testing";
 
@@ -65,20 +64,9 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 type Method = "purger" | "raw" | "perKey";
 
 async function main(): Promise<void> {
-  let stopPg = async () => {};
-  let url = process.env.PURGER_BENCH_PG_URL;
-  if (!url) {
-    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-pg", import.meta.url)) });
-    url = server.url;
-    stopPg = () => server.stop();
-  }
-  const admin = createPool({ url, max: 1 });
-  await admin.query("DROP DATABASE IF EXISTS purger_bench_p2 WITH (FORCE)");
-  await admin.query("CREATE DATABASE purger_bench_p2");
-  await admin.end();
-  const benchUrl = new URL(url);
-  benchUrl.pathname = "/purger_bench_p2";
-  const pool = createPool({ url: benchUrl.toString(), max: 6 });
+  const database = await benchDatabase("p2");
+  const stopPg = database.stop;
+  const pool = createPool({ url: database.url, max: 6 });
 
   const dir = await mkdtemp(join(tmpdir(), "purger-bench-p2-"));
   const s3 = await startS3Server({ dir, buckets: [BUCKET] });

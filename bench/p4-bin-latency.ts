@@ -14,7 +14,6 @@
  * one row (a visible effect), as a real handler would at least.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import {
   binKinds,
   createPool,
@@ -24,11 +23,11 @@ import {
   migrate,
   PurgerEventEmitter,
   silentLogger,
-  startEmbeddedPostgres,
   startWorker,
   type PurgerConfig,
 } from "@purger/core/host";
 import { testEntry } from "@purger/core/testing";
+import { benchDatabase } from "./database.js";
 
 const ITEMS = Number(process.env.P4_ITEMS ?? 200);
 const GAP_MS = Number(process.env.P4_GAP_MS ?? 25);
@@ -51,22 +50,11 @@ const marker = definePlugin<Record<string, never>>({
 });
 
 async function main(): Promise<void> {
-  let stopPg = async () => {};
-  let url = process.env.PURGER_BENCH_PG_URL;
-  if (!url) {
-    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-pg", import.meta.url)) });
-    url = server.url;
-    stopPg = () => server.stop();
-  }
-  const admin = createPool({ url, max: 1 });
-  await admin.query("DROP DATABASE IF EXISTS purger_bench_p4 WITH (FORCE)");
-  await admin.query("CREATE DATABASE purger_bench_p4");
-  await admin.end();
-  const benchUrl = new URL(url);
-  benchUrl.pathname = "/purger_bench_p4";
+  const database = await benchDatabase("p4");
+  const stopPg = database.stop;
   // The web server's pool and the worker's are apart, as in production.
-  const app = createPool({ url: benchUrl.toString(), max: 2 });
-  const pool = createPool({ url: benchUrl.toString(), max: 6 });
+  const app = createPool({ url: database.url, max: 2 });
+  const pool = createPool({ url: database.url, max: 6 });
 
   const entry = testEntry(marker, { pool, id: "latency", options: {} });
   const kinds = binKinds([entry]);

@@ -15,22 +15,22 @@
  * its scheduled time (a delay below 5 s), however deep the bin.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import {
   binKinds,
   createPool,
+  workerConnections,
   definePlugin,
   defineSchema,
   enqueue,
   migrate,
   PurgerEventEmitter,
   silentLogger,
-  startEmbeddedPostgres,
   startWorker,
   type EntryConfig,
   type PurgerConfig,
 } from "@purger/core/host";
 import { testEntry } from "@purger/core/testing";
+import { benchDatabase } from "./database.js";
 import retention from "@purger/plugin-retention";
 
 const QUICK = process.argv.includes("--quick") || process.env.P4B_QUICK === "1";
@@ -59,23 +59,12 @@ const marker = definePlugin<Record<string, never>>({
 });
 
 async function main(): Promise<void> {
-  let stopPg = async () => {};
-  let url = process.env.PURGER_BENCH_PG_URL;
-  if (!url) {
-    const server = await startEmbeddedPostgres({ dir: fileURLToPath(new URL("../.purger/bench-pg", import.meta.url)) });
-    url = server.url;
-    stopPg = () => server.stop();
-  }
-  const admin = createPool({ url, max: 1 });
-  await admin.query("DROP DATABASE IF EXISTS purger_bench_p4b WITH (FORCE)");
-  await admin.query("CREATE DATABASE purger_bench_p4b");
-  await admin.end();
-  const benchUrl = new URL(url);
-  benchUrl.pathname = "/purger_bench_p4b";
+  const database = await benchDatabase("p4b");
+  const stopPg = database.stop;
   // The web server's pool, the producer's and the worker's are apart, as in production.
-  const app = createPool({ url: benchUrl.toString(), max: 10 });
-  const producer = createPool({ url: benchUrl.toString(), max: 1 });
-  const pool = createPool({ url: benchUrl.toString(), max: Math.max(10, CONCURRENCY * 2 + 4) });
+  const app = createPool({ url: database.url, max: 10 });
+  const producer = createPool({ url: database.url, max: 1 });
+  const pool = createPool({ url: database.url, max: Math.max(10, workerConnections(CONCURRENCY)) });
 
   const binEntry = testEntry(marker, { pool, id: "load", options: {} });
   const sweep: EntryConfig = {
