@@ -27,7 +27,6 @@ import {
 import type { BinItemLock, BinItemLocks } from "./bin-lock.js";
 import { errorMessage } from "./run-entry.js";
 import { initialBatchSize } from "./batch-size.js";
-import { databaseNow } from "./clock.js";
 
 export type BinStateCache = Map<string, { state: Promise<unknown>; release(): Promise<void> }>;
 
@@ -99,8 +98,9 @@ async function leaveForAnotherWorker(options: HandleBinItemOptions, kind: string
 async function handleClaimed(options: HandleBinItemOptions, kind: BinKind, lock: BinItemLock): Promise<void> {
   const { pool, itemId, events } = options;
   const claim = `${options.processId}/${randomUUID().slice(0, 8)}`;
-  const item = await claimBinItem(pool, itemId, claim);
-  if (!item) return;
+  const claimed = await claimBinItem(pool, itemId, claim);
+  if (!claimed) return;
+  const { item, claimedAt } = claimed;
   const log = options.log.child({ binItem: itemId, kind: item.kind });
   const entry = kind.entry;
   const attempt = item.attempts;
@@ -158,7 +158,7 @@ async function handleClaimed(options: HandleBinItemOptions, kind: BinKind, lock:
   const ctx: BinContext<unknown, unknown> = {
     ...baseContext,
     state: undefined,
-    startedAt: await databaseNow(pool),
+    startedAt: claimedAt,
     batchSize: initialBatchSize(entry.batchSize),
     item: { id: itemId, kind: item.kind, attempt, checkpoint: item.checkpoint },
     async transaction(fn) {

@@ -247,13 +247,17 @@ export function binKindTask(kind: string): string {
  * later write of that handler checks (`WHERE claimed_by = claim`), so a handler that lost the item to
  * another one never overwrites the other's outcome. Null when the item is no longer pending.
  */
-export async function claimBinItem(db: pg.Pool, id: string, claim: string): Promise<BinItem | null> {
-  const { rows } = await db.query<BinItem>(
+export async function claimBinItem(db: pg.Pool, id: string, claim: string): Promise<{ item: BinItem; claimedAt: Date } | null> {
+  // The database's clock at the claim is the handler's start time (`startedAt`): no second round trip to read it.
+  const { rows } = await db.query<BinItem & { claimedAt: Date }>(
     `UPDATE purger.bin SET attempts = attempts + 1, claimed_by = $2, parked_at = NULL, updated_at = now()
-      WHERE id = $1 AND status = 'pending' RETURNING ${ITEM_COLUMNS}`,
+      WHERE id = $1 AND status = 'pending' RETURNING ${ITEM_COLUMNS}, clock_timestamp() AS "claimedAt"`,
     [id, claim],
   );
-  return rows[0] ?? null;
+  const row = rows[0];
+  if (!row) return null;
+  const { claimedAt, ...item } = row;
+  return { item, claimedAt };
 }
 
 /** Whether a live process other than `processId` (it beat within `deadAfterMs`) has `kind` in its config. */
